@@ -1,0 +1,1 @@
+"""Tradewire shared contract and machinery."""

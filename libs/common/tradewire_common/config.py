@@ -1,0 +1,260 @@
+"""Configuration: one TOML file plus ``TRADEWIRE__SECTION__KEY`` environment overrides.
+
+Decoded into frozen structs that forbid unknown fields, so a typo or a bad value stops the
+service at start with a message naming the field (``$.risk.max_position_pct``).
+Secrets never live here: they come from the environment or from secret files.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from tradewire_common.ids import InstrumentId, StrategyId
+
+ENV_PREFIX = "TRADEWIRE__"
+
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+NonNegDecimal = Decimal
+PositiveDecimal = Decimal
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field."""
+
+
+class Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config section."""
+
+
+class BusConfig(Section, frozen=True):
+    #: ``nats://host:port``; empty means "start the bundled nats-server" (``tradewire up`` only).
+    url: str = ""
+    #: Path to a NATS credentials file for this service (per-service users).
+    credentials_file: str = ""
+    #: How long to wait for the broker at start before failing.
+    connect_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    #: JetStream redelivery attempts before a message goes to the dead-letter subject.
+    max_deliver: Annotated[int, Meta(ge=1)] = 5
+
+
+class HttpPorts(Section, frozen=True):
+    datafeed: Port = 8101
+    signals: Port = 8102
+    risk: Port = 8103
+    execution: Port = 8104
+    ledger: Port = 8105
+
+
+class HttpConfig(Section, frozen=True):
+    host: str = "127.0.0.1"
+    ports: HttpPorts = msgspec.field(default_factory=HttpPorts)
+
+
+class ReplaySource(Section, frozen=True):
+    """One bar file to replay as one instrument."""
+
+    path: str
+    instrument_id: InstrumentId
+    #: Bar interval such as ``1m``; empty means "infer from the timestamps".
+    interval: str = ""
+    #: Replay at most this many bars (0 = all).
+    limit: Annotated[int, Meta(ge=0)] = 0
+
+
+class DatafeedConfig(Section, frozen=True):
+    replay: tuple[ReplaySource, ...] = ()
+    #: ``"max"`` or a multiple of real time (e.g. ``60`` = one minute of bars per second).
+    speed: str = "max"
+    #: At ``max`` speed, wait for the whole pipeline to go quiet after each bar, so that results
+    #: are deterministic (the same fills as a backtest), at some cost in throughput.
+    lockstep: bool = True
+    #: Services whose quiescence the lockstep replay waits for.
+    lockstep_services: tuple[str, ...] = ("signals", "risk", "execution", "ledger")
+    #: Seconds to wait for the pipeline per bar before warning and moving on.
+    lockstep_timeout_s: Annotated[float, Meta(gt=0)] = 30.0
+    #: Seconds to wait at start for the lockstep services to answer.
+    startup_timeout_s: Annotated[float, Meta(gt=0)] = 60.0
+
+    def __post_init__(self) -> None:
+        if self.speed != "max":
+            try:
+                value = float(self.speed)
+            except ValueError:
+                raise ValueError(f"speed must be 'max' or a positive number, got {self.speed!r}") from None
+            if not value > 0:
+                raise ValueError(f"speed must be 'max' or a positive number, got {self.speed!r}")
+
+
+class StrategyConfig(Section, frozen=True):
+    """One strategy instance: ``kind`` names a registered strategy; ``params`` its own fields."""
+
+    id: StrategyId
+    kind: str
+    instruments: tuple[InstrumentId, ...]
+    #: Checked against the strategy's own parameter struct at start (unknown keys are errors).
+    params: dict[str, int | float | str | bool] = msgspec.field(default_factory=dict)
+    #: Bar interval the strategy listens to.
+    interval: str = "*"
+
+
+class SignalsConfig(Section, frozen=True):
+    strategies: tuple[StrategyConfig, ...] = ()
+
+
+class InstrumentSpec(Section, frozen=True):
+    """Trading rules of an instrument (precision and limits)."""
+
+    id: InstrumentId
+    quantity_step: Decimal = Decimal("0.000001")
+    min_quantity: Decimal = Decimal("0.000001")
+    price_tick: Decimal = Decimal("0.00000001")
+
+    def __post_init__(self) -> None:
+        for name in ("quantity_step", "min_quantity", "price_tick"):
+            value = getattr(self, name)
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+
+class RiskConfig(Section, frozen=True):
+    #: ``fixed_fraction`` of equity per entry, or fractional ``kelly``.
+    sizing: Literal["fixed_fraction", "kelly"] = "fixed_fraction"
+    #: Fraction of equity per entry for ``fixed_fraction``.
+    fraction: Fraction = 0.10
+    #: Multiplier on the full Kelly fraction (0.5 = half Kelly).
+    kelly_fraction: Fraction = 0.5
+    #: Defaults for Kelly when a signal carries no edge estimate.
+    win_probability: Fraction = 0.55
+    payoff_ratio: Annotated[float, Meta(gt=0)] = 1.0
+    #: Max position per instrument as a fraction of equity.
+    max_position_pct: Fraction = 0.10
+    #: Max gross exposure over all positions as a fraction of equity.
+    max_exposure_pct: Fraction = 0.25
+    #: Allow short positions (SELL with no long position opens a short).
+    allow_short: bool = False
+    instruments: tuple[InstrumentSpec, ...] = ()
+    #: Seconds to wait for a portfolio snapshot that covers a signal's time before denying it.
+    portfolio_wait_s: Annotated[float, Meta(gt=0)] = 5.0
+
+
+class VenueConfig(Section, frozen=True):
+    name: str
+    adapter: Literal["paper"] = "paper"
+
+
+class PaperConfig(Section, frozen=True):
+    #: Market orders fill at the ``next_open`` after the signal bar, or at the signal bar's ``close``.
+    fill_at: Literal["next_open", "close"] = "next_open"
+    slippage_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    fee_bps: Annotated[float, Meta(ge=0, le=10_000)] = 10.0
+    #: At most this share of a bar's volume fills per bar; the rest fills on later bars.
+    max_volume_share: Annotated[float, Meta(gt=0, le=1)] = 1.0
+    quantity_step: Decimal = Decimal("0.000001")
+    fee_currency: str = "USD"
+
+
+class ExecutionConfig(Section, frozen=True):
+    venues: tuple[VenueConfig, ...] = (VenueConfig(name="BINANCE"),)
+    paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
+
+
+class LedgerConfig(Section, frozen=True):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    #: SQLite file (WAL mode).
+    path: str = "var/ledger.db"
+    #: PostgreSQL DSN; the password belongs in the environment (PGPASSWORD) or a secret file.
+    dsn: str = ""
+    account: str = "paper"
+    starting_cash: Decimal = Decimal("10000")
+    currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        if not self.starting_cash.is_finite() or self.starting_cash < 0:
+            raise ValueError(f"starting_cash must be a non-negative number, got {self.starting_cash}")
+        if self.backend == "postgres" and not self.dsn:
+            raise ValueError("dsn is required when backend = 'postgres'")
+
+
+class LoggingConfig(Section, frozen=True):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json: bool = True
+
+
+class Config(Section, frozen=True):
+    bus: BusConfig = msgspec.field(default_factory=BusConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    datafeed: DatafeedConfig = msgspec.field(default_factory=DatafeedConfig)
+    signals: SignalsConfig = msgspec.field(default_factory=SignalsConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
+    ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Read an override as a TOML value (``0.2``, ``true``, ``["a"]``), else as a plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Apply ``TRADEWIRE__SECTION__KEY=value`` (nested with more ``__``) onto ``data``."""
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment {name}: {part} is not a section")
+            node = child
+        node[path[-1]] = _parse_env_value(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raises ConfigError naming the bad field."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    data = apply_env_overrides(data, os.environ if environ is None else environ)
+    return config_from_dict(data, source=str(path) if path else "defaults")
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    try:
+        return msgspec.convert(data, Config, strict=False, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: invalid configuration: {exc}") from None
+
+
+def _dec_hook(kind: type, value: Any) -> Any:
+    if kind is Decimal and isinstance(value, int | float | str):
+        return Decimal(str(value))
+    raise NotImplementedError
+
+
+def config_to_toml_dict(config: Config) -> dict[str, Any]:
+    """Plain builtins view of a config (for ``tradewire config show``)."""
+    result: dict[str, Any] = msgspec.to_builtins(config, decimal_format="string")
+    return result

@@ -1,0 +1,73 @@
+"""The base of every message on the wire.
+
+Rules (the wire contract): every message is a frozen msgspec Struct with an explicit, stable
+``type`` tag; changes are additive only (new optional fields with defaults, new types);
+money, prices and quantities are ``Decimal`` and travel as strings.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from tradewire_common.ids import MessageId
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False):
+    """Base of all messages: identity, event time, creation time and correlation."""
+
+    id: MessageId
+    #: When the thing happened (ns since the epoch, UTC); for a bar, its open time.
+    ts_event: int
+    #: When this message object was created (ns since the epoch, UTC).
+    ts_init: int
+    #: Id of the message that started this chain (a bar, a signal, an operator action).
+    correlation_id: str = ""
+
+
+class Side(enum.StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+
+
+class TimeInForce(enum.StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    DAY = "DAY"
+
+
+class Liquidity(enum.StrEnum):
+    MAKER = "MAKER"
+    TAKER = "TAKER"
+
+
+class TradingState(enum.StrEnum):
+    """ACTIVE trades; REDUCING only lets exposure-reducing orders and cancels through; HALTED cancels only."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+class DenyReason(enum.StrEnum):
+    """Why risk refused to turn a signal into an order (stable codes, additive only)."""
+
+    TRADING_HALTED = "TRADING_HALTED"
+    TRADING_REDUCING = "TRADING_REDUCING"
+    MAX_POSITION = "MAX_POSITION"
+    MAX_EXPOSURE = "MAX_EXPOSURE"
+    INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
+    SIZE_ZERO = "SIZE_ZERO"
+    NO_POSITION = "NO_POSITION"
+    UNKNOWN_PORTFOLIO = "UNKNOWN_PORTFOLIO"
+    UNKNOWN_PRICE = "UNKNOWN_PRICE"
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    INVALID_ORDER = "INVALID_ORDER"
+    DUPLICATE_ORDER = "DUPLICATE_ORDER"

@@ -1,0 +1,155 @@
+"""The one place that builds NATS subject strings, and the JetStream layout behind them.
+
+Tokens are escaped so that a symbol containing ``.``, ``*``, ``>``, ``%`` or white space can never
+change a subject's shape: each such character becomes ``%XX`` (upper-case hex).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_ESCAPE = {c: f"%{ord(c):02X}" for c in ".*>% \t\r\n"}
+
+
+def escape_token(token: str) -> str:
+    """Escape one subject token; empty tokens are refused."""
+    if not token:
+        raise ValueError("subject token must not be empty")
+    return "".join(_ESCAPE.get(c, c) for c in token)
+
+
+def unescape_token(token: str) -> str:
+    """Inverse of :func:`escape_token`."""
+    out: list[str] = []
+    i = 0
+    while i < len(token):
+        if token[i] == "%" and i + 3 <= len(token):
+            out.append(chr(int(token[i + 1 : i + 3], 16)))
+            i += 3
+        else:
+            out.append(token[i])
+            i += 1
+    return "".join(out)
+
+
+def _join(*tokens: str) -> str:
+    return ".".join(escape_token(t) for t in tokens)
+
+
+# --- market data (core NATS: latest matters, losses are tolerable) -----------------------------
+
+
+def bar(venue: str, symbol: str, interval: str) -> str:
+    return "md.bar." + _join(venue, symbol, interval)
+
+
+def quote(venue: str, symbol: str) -> str:
+    return "md.quote." + _join(venue, symbol)
+
+
+def trade(venue: str, symbol: str) -> str:
+    return "md.trade." + _join(venue, symbol)
+
+
+def book(venue: str, symbol: str) -> str:
+    return "md.book." + _join(venue, symbol)
+
+
+ALL_MARKET_DATA = "md.>"
+ALL_BARS = "md.bar.>"
+
+
+# --- trading flow (JetStream: durable, de-duplicated by Nats-Msg-Id) ---------------------------
+
+
+def signal(strategy: str) -> str:
+    return "sig." + escape_token(strategy)
+
+
+def strategy_error(strategy: str) -> str:
+    return "err.strategy." + escape_token(strategy)
+
+
+def order_command(venue: str) -> str:
+    """SubmitOrder/CancelOrder for a venue; only risk may publish here."""
+    return "ord.cmd." + escape_token(venue)
+
+
+def order_event(strategy: str) -> str:
+    return "ord.evt." + escape_token(strategy)
+
+
+def execution_watermark(venue: str) -> str:
+    # Lives in the order-event stream so one ordered consumer sees fills then the watermark.
+    return "ord.evt._wm." + escape_token(venue)
+
+
+ALL_SIGNALS = "sig.*"
+ALL_STRATEGY_ERRORS = "err.strategy.*"
+ALL_ORDER_COMMANDS = "ord.cmd.*"
+ALL_ORDER_EVENTS = "ord.evt.>"
+PORTFOLIO_SNAPSHOT = "pf.snapshot"
+RISK_STATE = "risk.state"
+RISK_HALT = "risk.halt"
+
+
+def alert(severity: str) -> str:
+    return "alert." + escape_token(severity)
+
+
+ALL_ALERTS = "alert.*"
+
+
+def dead_letter(service: str) -> str:
+    return "dlq." + escape_token(service)
+
+
+ALL_DEAD_LETTERS = "dlq.*"
+
+# --- control plane (core NATS request/reply) ---------------------------------------------------
+REPLAY = "ctl.replay"
+STATS = "ctl.stats"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A JetStream stream: its name and the subjects it captures."""
+
+    name: str
+    subjects: tuple[str, ...]
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec("TW_SIGNALS", ("sig.*", "err.strategy.*")),
+    StreamSpec("TW_ORDER_COMMANDS", ("ord.cmd.*",)),
+    StreamSpec("TW_ORDER_EVENTS", ("ord.evt.>",)),
+    StreamSpec("TW_STATE", ("risk.state",)),
+    StreamSpec("TW_ALERTS", ("alert.*",)),
+    StreamSpec("TW_DEAD_LETTERS", ("dlq.*",)),
+    StreamSpec("TW_CONTROL", ("ctl.replay",)),
+)
+
+#: The JetStream key-value bucket holding the trading state (survives restarts).
+STATE_BUCKET = "tradewire_state"
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard match: ``*`` one token, ``>`` one or more trailing tokens."""
+    p = pattern.split(".")
+    s = subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return len(s) > i
+        if i >= len(s):
+            return False
+        if tok != "*" and tok != s[i]:
+            return False
+    return len(p) == len(s)
+
+
+def stream_for(subject: str) -> StreamSpec | None:
+    """The stream that captures ``subject``, or None for core-NATS subjects."""
+    for spec in STREAMS:
+        if any(matches(pattern, subject) for pattern in spec.subjects):
+            return spec
+    return None

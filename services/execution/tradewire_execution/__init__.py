@@ -1,0 +1,1 @@
+"""Tradewire execution service."""

@@ -1,0 +1,1 @@
+"""Tradewire ledger service."""
