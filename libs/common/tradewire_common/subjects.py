@@ -153,3 +153,9 @@ def stream_for(subject: str) -> StreamSpec | None:
         if any(matches(pattern, subject) for pattern in spec.subjects):
             return spec
     return None
+
+
+def stream_for_pattern(pattern: str) -> StreamSpec | None:
+    """The stream that captures every subject a subscription ``pattern`` can match."""
+    probe = ".".join("x" if tok in ("*", ">") else tok for tok in pattern.split("."))
+    return stream_for(probe)

@@ -1,0 +1,243 @@
+"""The NATS implementation: core NATS for market data and control, JetStream for the trading flow.
+
+Stream subjects are published through JetStream with ``Nats-Msg-Id`` (the message id), retried
+with the same id when the broker does not answer, so a retry can never duplicate. Durable
+subscriptions are push consumers with explicit acks: a message is acknowledged only after its
+handler returned (after the ledger persisted it), and a failed handler is retried with a delay
+until ``max_deliver``, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+from tradewire_common import subjects
+from tradewire_common.bus.base import Bus, Handler, Outcome, Responder, Subscription
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.NoStreamResponseError,
+    nats.errors.ConnectionReconnectingError,
+    asyncio.TimeoutError,
+)
+
+
+class _NatsSub(Subscription):
+    def __init__(self, sub: Any) -> None:
+        self.sub = sub
+
+    async def unsubscribe(self) -> None:
+        try:
+            await self.sub.drain()
+        except (nats.errors.ConnectionClosedError, nats.errors.BadSubscriptionError):
+            pass
+
+
+class NatsBus(Bus):
+    def __init__(
+        self, service: str, url: str, *, credentials_file: str = "", connect_timeout: float = 10.0,
+        publish_attempts: int = 20, **kwargs: Any,
+    ) -> None:
+        super().__init__(service, **kwargs)
+        self.url = url
+        self.credentials_file = credentials_file
+        self.connect_timeout = connect_timeout
+        self.publish_attempts = publish_attempts
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._subs: list[Subscription] = []
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise RuntimeError("bus not connected")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("bus not connected")
+        return self._js
+
+    async def connect(self) -> None:
+        options: dict[str, Any] = {
+            "servers": [self.url],
+            "name": self.service,
+            "connect_timeout": min(self.connect_timeout, 5.0),
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.5,
+            "allow_reconnect": True,
+        }
+        if self.credentials_file:
+            options["user_credentials"] = self.credentials_file
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        while True:
+            try:
+                self._nc = await nats.connect(**options)
+                break
+            except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+                if loop.time() >= deadline:
+                    raise ConnectionError(f"cannot reach NATS at {self.url}: {exc}") from exc
+                await asyncio.sleep(0.2)
+        self._js = self.nc.jetstream(timeout=5.0)
+        await self.ensure_streams()
+
+    async def ensure_streams(self) -> None:
+        """Create (or update) the JetStream streams and the state KV bucket; idempotent."""
+        for spec in subjects.STREAMS:
+            config = api.StreamConfig(
+                name=spec.name,
+                subjects=list(spec.subjects),
+                storage=api.StorageType.FILE,
+                retention=api.RetentionPolicy.LIMITS,
+                duplicate_window=120.0,
+                max_age=30 * 24 * 3600.0,
+            )
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(config)
+        try:
+            self._kv = await self.js.key_value(subjects.STATE_BUCKET)
+        except nats.js.errors.BucketNotFoundError:
+            try:
+                self._kv = await self.js.create_key_value(bucket=subjects.STATE_BUCKET, history=10)
+            except nats.js.errors.BadRequestError:
+                self._kv = await self.js.key_value(subjects.STATE_BUCKET)
+
+    async def close(self) -> None:
+        for sub in reversed(self._subs):
+            await sub.unsubscribe()
+        self._subs.clear()
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except (nats.errors.ConnectionClosedError, nats.errors.FlushTimeoutError):
+                pass
+            if not self._nc.is_closed:
+                await self._nc.close()
+
+    async def publish_raw(self, subject: str, data: bytes, headers: Mapping[str, str] | None = None) -> None:
+        hdrs = dict(headers or {})
+        spec = subjects.stream_for(subject)
+        if spec is None:
+            await self.nc.publish(subject, data, headers=hdrs or None)
+            self._count_published(subject)
+            return
+        delay = 0.05
+        for attempt in range(1, self.publish_attempts + 1):
+            try:
+                ack = await self.js.publish(subject, data, headers=hdrs or None, stream=spec.name)
+                break
+            except _RETRYABLE as exc:
+                if attempt == self.publish_attempts:
+                    raise
+                self.metrics.publish_retries.inc()
+                log.warning("JetStream publish retry", extra={"subject": subject, "attempt": attempt,
+                                                             "error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        self._count_published(subject, duplicate=bool(ack.duplicate))
+
+    async def _subscribe(
+        self, subject: str, handler: Handler, *, queue: str | None, durable: str | None
+    ) -> Subscription:
+        if durable is None:
+
+            async def on_core(msg: Msg) -> None:
+                await self.dispatch(subject, handler, msg.subject, msg.data, msg.headers, 1)
+
+            sub = await self.nc.subscribe(subject, queue=queue or "", cb=on_core)
+            wrapped: Subscription = _NatsSub(sub)
+            self._subs.append(wrapped)
+            return wrapped
+
+        spec = subjects.stream_for_pattern(subject)
+        assert spec is not None
+
+        async def on_durable(msg: Msg) -> None:
+            delivery = msg.metadata.num_delivered if msg.metadata else 1
+            outcome = await self.dispatch(
+                subject, handler, msg.subject, msg.data, msg.headers, delivery, durable=True
+            )
+            if outcome is Outcome.ACK:
+                await msg.ack()
+            else:
+                await msg.nak(delay=min(0.2 * delivery, 5.0))
+
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_ack_pending=10_000,
+            deliver_policy=api.DeliverPolicy.ALL,
+            filter_subject=subject,
+        )
+        jsub = await self.js.subscribe(
+            subject, queue=queue, durable=durable, stream=spec.name, cb=on_durable, manual_ack=True,
+            config=config, pending_msgs_limit=100_000,
+        )
+        wrapped = _NatsSub(jsub)
+        self._subs.append(wrapped)
+        return wrapped
+
+    async def kv_get(self, key: str) -> bytes | None:
+        assert self._kv is not None
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return entry.value
+
+    async def kv_put(self, key: str, value: bytes) -> None:
+        assert self._kv is not None
+        await self._kv.put(key, value)
+
+    async def serve(self, subject: str, responder: Responder) -> Subscription:
+        async def on_request(msg: Msg) -> None:
+            if msg.reply:
+                await msg.respond(await responder(msg.data))
+
+        sub = _NatsSub(await self.nc.subscribe(subject, cb=on_request))
+        self._subs.append(sub)
+        return sub
+
+    async def gather(self, subject: str, data: bytes, *, expected: int, timeout: float) -> list[bytes]:
+        inbox = self.nc.new_inbox()
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def on_reply(msg: Msg) -> None:
+            replies.put_nowait(msg.data)
+
+        sub = await self.nc.subscribe(inbox, cb=on_reply)
+        out: list[bytes] = []
+        try:
+            await self.nc.publish(subject, data, reply=inbox)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while len(out) < expected:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    out.append(await asyncio.wait_for(replies.get(), remaining))
+                except TimeoutError:
+                    break
+        finally:
+            await sub.unsubscribe()
+        return out
