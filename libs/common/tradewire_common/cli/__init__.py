@@ -1,0 +1,1 @@
+"""The ``tradewire`` command line."""

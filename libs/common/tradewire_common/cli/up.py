@@ -1,0 +1,229 @@
+"""``tradewire up``: the embedded default — a bundled nats-server and the five services as
+supervised processes, replaying the demo dataset through paper trading."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tradewire_common.cli.embedded_nats import EmbeddedNats
+from tradewire_common.config import Config
+from tradewire_common.registry import SERVICE_NAMES
+
+#: Start order: sinks first, the feed last (it waits for the others anyway).
+START_ORDER = ("ledger", "execution", "risk", "signals", "datafeed")
+MAX_RESTARTS = 5
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Supervisor:
+    config: Config
+    config_path: str | None
+    run_dir: Path
+    nats_url: str = ""
+    quiet: bool = False
+    children: dict[str, Child] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.monotonic)
+    embedded: EmbeddedNats | None = None
+    stopping: bool = False
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def port(self, name: str) -> int:
+        port: int = getattr(self.config.http.ports, name)
+        return port
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        if not self.nats_url:
+            self.embedded = EmbeddedNats(self.run_dir / "nats").start()
+            self.nats_url = self.embedded.url
+            self.say(f"nats-server (bundled, JetStream) at {self.nats_url}")
+        env = dict(os.environ)
+        if not env.get("TRADEWIRE_API_TOKEN") and not env.get("TRADEWIRE_API_TOKEN_FILE"):
+            token_file = self.run_dir / "api-token"
+            token_file.write_text(secrets.token_urlsafe(32))
+            token_file.chmod(0o600)
+            env["TRADEWIRE_API_TOKEN_FILE"] = str(token_file.resolve())
+        env.setdefault("TRADEWIRE__LEDGER__PATH", str(self.run_dir / "ledger.db"))
+        for name in START_ORDER:
+            args = [sys.executable, "-m", "tradewire_common.cli.main", "run", name, "--nats", self.nats_url]
+            if self.config_path:
+                args += ["--config", self.config_path]
+            child = Child(name, args, env, self.run_dir / "logs" / f"{name}.log")
+            child.start()
+            self.children[name] = child
+        self.write_endpoints(env)
+
+    def write_endpoints(self, env: dict[str, str]) -> None:
+        info = {
+            "nats": self.nats_url,
+            "services": {name: self.url(name) for name in SERVICE_NAMES},
+            "token_file": env.get("TRADEWIRE_API_TOKEN_FILE", ""),
+            "run_dir": str(self.run_dir),
+            "pid": os.getpid(),
+        }
+        (self.run_dir / "endpoints.json").write_text(json.dumps(info, indent=2))
+        latest = self.run_dir.parent / "latest"
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(self.run_dir.name)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(SERVICE_NAMES)
+        with httpx.Client(timeout=1.0) as client:
+            while pending:
+                self.check_children()
+                for name in sorted(pending):
+                    try:
+                        if client.get(self.url(name) + "/readyz").status_code == 200:
+                            pending.discard(name)
+                    except httpx.HTTPError:
+                        pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}; "
+                                       f"see {self.run_dir / 'logs'}")
+                time.sleep(0.1)
+        self.say("services ready:")
+        for name in SERVICE_NAMES:
+            self.say(f"  {name:<10} {self.url(name)}  (/healthz /readyz /metrics)")
+        self.say(f"  logs       {self.run_dir / 'logs'}")
+
+    def check_children(self) -> None:
+        """Restart a crashed child (logged); give up after MAX_RESTARTS."""
+        if self.stopping:
+            return
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is not None:
+                code = child.process.returncode
+                if child.restarts >= MAX_RESTARTS:
+                    raise RuntimeError(f"{child.name} keeps crashing (exit {code}); see {child.log_path}")
+                child.restarts += 1
+                self.say(f"{child.name} exited with {code}; restarting ({child.restarts}/{MAX_RESTARTS})")
+                child.start()
+
+    def wait_replay_done(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                self.check_children()
+                try:
+                    status: dict[str, Any] = client.get(self.url("datafeed") + "/v1/replay").json()
+                    if status.get("done"):
+                        return status
+                except (httpx.HTTPError, ValueError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"replay not finished after {timeout:.0f}s")
+                time.sleep(0.2)
+
+    def summary(self, replay: dict[str, Any]) -> dict[str, Any]:
+        with httpx.Client(timeout=10.0) as client:
+            ledger: dict[str, Any] = client.get(self.url("ledger") + "/v1/summary").json()
+        first_fill = ledger.get("first_fill_wall_s")
+        result = {
+            **ledger,
+            "bars": replay.get("bars_published", 0),
+            "replay_s": replay.get("elapsed_s"),
+            "elapsed_s": round(time.monotonic() - self.started_at, 3),
+            "run_dir": str(self.run_dir),
+        }
+        if first_fill is not None:
+            result["time_to_first_fill_s"] = round(first_fill - self.started_wall, 3)
+        return result
+
+    started_wall: float = field(default_factory=time.time)
+
+    def stop(self) -> None:
+        self.stopping = True
+        for name in reversed(START_ORDER):
+            child = self.children.get(name)
+            if child is not None and child.alive():
+                assert child.process is not None
+                child.process.send_signal(signal.SIGTERM)
+        for child in self.children.values():
+            if child.process is not None:
+                try:
+                    child.process.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def new_run_dir(base: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return base / "runs" / stamp
+
+
+def run_up(
+    config: Config, config_path: str | None, *, nats_url: str, exit_after_replay: bool, as_json: bool,
+    run_dir: Path | None, timeout: float,
+) -> int:
+    supervisor = Supervisor(config, config_path, run_dir or new_run_dir(Path("var")), nats_url=nats_url,
+                            quiet=False)
+    interrupted = False
+
+    def on_sigterm(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        supervisor.start()
+        supervisor.wait_ready()
+        if exit_after_replay:
+            replay = supervisor.wait_replay_done(timeout)
+            summary = supervisor.summary(replay)
+            if as_json:
+                print(json.dumps(summary))
+            else:
+                for key, value in summary.items():
+                    print(f"{key:>22}: {value}")
+            return 0
+        supervisor.say("replaying; Ctrl-C stops everything")
+        while True:
+            supervisor.check_children()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        interrupted = True
+        return 0
+    finally:
+        supervisor.stop()
+        if interrupted:
+            supervisor.say("stopped")

@@ -1,0 +1,118 @@
+"""The service base: lifecycle (start, ready, drain on SIGTERM, stop), bus, HTTP, metrics.
+
+A service subclasses :class:`Service`, subscribes in ``on_start`` and adds routes in
+``add_routes``. The same object runs over NATS in production, and on the in-memory bus in
+tests and the backtester.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from tradewire_common import subjects
+from tradewire_common.bus import Bus, NatsBus, stats_reply
+from tradewire_common.clock import Clock, LiveClock
+from tradewire_common.config import Config
+from tradewire_common.http import create_app
+from tradewire_common.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Base of the five services."""
+
+    name: str = "service"
+
+    def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.bus = bus
+        self.metrics: ServiceMetrics = bus.metrics
+        self.clock = clock or LiveClock()
+        self.ready = False
+        self._stopped = asyncio.Event()
+
+    # --- hooks --------------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        """Subscribe and load state. Runs after the bus is connected."""
+
+    async def on_stop(self) -> None:
+        """Release resources. Runs after subscriptions drained."""
+
+    def add_routes(self, app: FastAPI) -> None:
+        """Add the service's own HTTP routes."""
+
+    def stats_extra(self) -> dict[str, Any]:
+        """Extra fields for the ``ctl.stats`` reply."""
+        return {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.bus.connect()
+
+        async def answer_stats(_request: bytes) -> bytes:
+            return stats_reply(self.bus, {"ready": self.ready, **self.stats_extra()})
+
+        await self.bus.serve(subjects.STATS, answer_stats)
+        await self.on_start()
+        self.ready = True
+        self.metrics.up.set(1)
+        log.info("service ready")
+
+    async def stop(self) -> None:
+        """Drain: stop being ready, finish in-flight messages, then close."""
+        if not self.ready and self._stopped.is_set():
+            return
+        self.ready = False
+        self.metrics.up.set(0)
+        await self.bus.close()
+        await self.on_stop()
+        self._stopped.set()
+        log.info("service stopped")
+
+    def app(self) -> FastAPI:
+        return create_app(self, self.add_routes)
+
+
+async def serve_forever(service: Service, *, host: str, port: int, stop: asyncio.Event | None = None) -> None:
+    """Run a service with its HTTP server until SIGTERM/SIGINT (or ``stop`` is set)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    server = uvicorn.Server(
+        uvicorn.Config(service.app(), host=host, port=port, log_level="warning", access_log=False,
+                       lifespan="off")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    http_task = asyncio.create_task(server.serve(), name=f"{service.name}-http")
+    try:
+        await service.start()
+        stop_task = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)
+        if http_task in done and http_task.exception() is not None:
+            raise RuntimeError(f"HTTP server failed on {host}:{port}") from http_task.exception()
+        stop_task.cancel()
+    finally:
+        await service.stop()
+        server.should_exit = True
+        await asyncio.gather(http_task, return_exceptions=True)
+
+
+def nats_bus_for(service_name: str, config: Config, url: str | None = None) -> NatsBus:
+    return NatsBus(
+        service_name,
+        url or config.bus.url,
+        credentials_file=config.bus.credentials_file,
+        connect_timeout=config.bus.connect_timeout_s,
+        max_deliver=config.bus.max_deliver,
+    )

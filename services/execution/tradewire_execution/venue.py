@@ -1,0 +1,87 @@
+"""The venue adapter interface: what the execution service needs from any venue.
+
+The execution service turns ``SubmitOrder``/``CancelOrder`` commands into calls on a
+:class:`VenueAdapter` and publishes the :class:`~tradewire_common.schemas.OrderEvent` objects it
+returns. The paper venue (:mod:`tradewire_execution.paper`) is the reference implementation; real
+adapters (ccxt, alpaca, ...) follow the same contract:
+
+* **Idempotent by client order id.** ``client_order_id`` is deterministic (derived from the signal),
+  so a redelivered ``SubmitOrder`` carries the same id. Submitting an id the adapter has already
+  seen must not place a second order: return ``[]`` (the events of the first submit were already
+  returned). Real adapters pass the id to the venue as its client order id, and treat the venue's
+  "duplicate client order id" error as "already placed", not as a rejection.
+* **Events are facts, in the past tense.** Return what happened (``OrderAccepted``,
+  ``OrderRejected``, ``OrderFilled``, ``OrderCanceled``, ``OrderExpired``); never raise for a
+  refusal by the venue: a refusal is an ``OrderRejected`` event. Raise only for faults of the
+  adapter itself (lost connection, ...), which the service retries.
+* **Deterministic event ids.** Derive message ids from the order and the fact (``derive_id``),
+  so a redelivered command yields the same ids and JetStream drops the duplicates.
+* **Trade ids are unique per venue.** ``OrderFilled.trade_id`` is what consumers (the ledger)
+  de-duplicate executions on; use the venue's own execution id when it has one.
+* **Times.** ``ts_event`` is when the fact happened at the venue (for the paper venue: the event
+  time of the bar that filled), ``ts_init`` is ``now_ns``, and ``correlation_id`` is the order's.
+"""
+
+from __future__ import annotations
+
+import abc
+
+from tradewire_common.schemas import Bar, CancelOrder, OrderEvent, SubmitOrder
+
+#: Capability names an adapter may list in :attr:`VenueAdapter.capabilities`.
+CAP_MARKET = "market"
+CAP_LIMIT = "limit"
+CAP_PARTIAL_FILLS = "partial_fills"
+CAP_GTC = "gtc"
+CAP_IOC = "ioc"
+CAP_FOK = "fok"
+CAP_DAY = "day"
+CAP_REDUCE_ONLY = "reduce_only"
+
+
+class VenueAdapter(abc.ABC):
+    """One trading venue (real or simulated), as seen by the execution service.
+
+    Calls for one adapter are made from one task, one at a time; an adapter need not be
+    thread-safe nor re-entrant.
+    """
+
+    #: The venue's name, as in ``VenueConfig.name`` and in instrument ids (``BTCUSDT.BINANCE``).
+    name: str
+    #: What the adapter supports (see the ``CAP_*`` names), e.g. ``{"market", "limit"}``.
+    capabilities: frozenset[str] = frozenset()
+
+    @abc.abstractmethod
+    async def submit(self, order: SubmitOrder, now_ns: int) -> list[OrderEvent]:
+        """Place ``order``; return what happened.
+
+        Normally ``[OrderAccepted]`` (followed by any fills that happened at once), or
+        ``[OrderRejected]`` when the venue refuses it. A ``client_order_id`` already seen returns
+        ``[]``. Later fills and expiries come from :meth:`on_bar` (paper) or the venue's stream
+        (real adapters, via the service).
+        """
+
+    @abc.abstractmethod
+    async def cancel(self, command: CancelOrder, now_ns: int) -> list[OrderEvent]:
+        """Cancel an open order; return ``[OrderCanceled]`` with the quantity filled so far.
+
+        Cancelling an unknown or already closed order returns ``[]`` (the order's own events
+        already said how it ended); it is not an error and not an ``OrderRejected``.
+        """
+
+    @abc.abstractmethod
+    async def on_bar(self, bar: Bar, now_ns: int) -> list[OrderEvent]:
+        """Market data the venue needs to simulate fills; returns the events it caused.
+
+        Real venues ignore it and return ``[]``.
+        """
+
+    @abc.abstractmethod
+    def open_orders(self) -> list[str]:
+        """Client order ids of the orders still working at the venue."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Connect and load state (e.g. open orders) before the first call. No-op by default."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections. No-op by default; safe to call twice."""

@@ -1,0 +1,216 @@
+"""The ledger service: records every decision and event, keeps the portfolio, publishes snapshots.
+
+Every message is written (SQLite WAL or PostgreSQL) before its JetStream delivery is
+acknowledged, and recording is idempotent: a redelivered message or a repeated trade id changes
+nothing. The portfolio is rebuilt from the stored fills at start.
+
+Snapshots carry an ``as_of`` watermark: the minimum of the last bar marked and, for every paper or
+live venue of a marked instrument, the execution watermark (every fill up to that time applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI
+
+from tradewire_common import subjects
+from tradewire_common.bus import Bus, Envelope
+from tradewire_common.clock import Clock
+from tradewire_common.config import Config
+from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.schemas import (
+    Bar,
+    ExecutionWatermark,
+    OrderFilled,
+    ReplayCompleted,
+    ReplayStarted,
+    SubmitOrder,
+)
+from tradewire_common.service import Service
+from tradewire_ledger.accounting import Portfolio
+from tradewire_ledger.store import LedgerStore, open_store
+
+log = logging.getLogger(__name__)
+
+DURABLE_SUBJECTS: tuple[tuple[str, str], ...] = (
+    (subjects.ALL_SIGNALS, "ledger-signals"),
+    (subjects.ALL_STRATEGY_ERRORS, "ledger-strategy-errors"),
+    (subjects.ALL_ORDER_COMMANDS, "ledger-commands"),
+    (subjects.ALL_ORDER_EVENTS, "ledger-events"),
+    (subjects.RISK_STATE, "ledger-state"),
+    (subjects.ALL_DEAD_LETTERS, "ledger-dead-letters"),
+    (subjects.ALL_ALERTS, "ledger-alerts"),
+    (subjects.REPLAY, "ledger-replay"),
+)
+
+
+class LedgerService(Service):
+    name = "ledger"
+
+    def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None,
+                 store: LedgerStore | None = None) -> None:
+        super().__init__(config, bus, clock=clock)
+        self._store = store
+        lc = config.ledger
+        self.portfolio = Portfolio(lc.account, lc.starting_cash, lc.currency)
+        self.executing_venues = {v.name for v in config.execution.venues}
+        self.bar_watermark = 0
+        self.exec_watermarks: dict[str, int] = {}
+        self.marked_venues: set[str] = set()
+        self.first_fill_wall_s: float | None = None
+        self.replay: dict[str, Any] = {}
+        m = self.metrics
+        self.recorded = m.counter("messages_recorded_total", "Messages stored", ("type",))
+        self.duplicates = m.counter("duplicates_total", "Redelivered messages or trades ignored", ("type",))
+        self.equity = m.gauge("equity_value", "Portfolio equity")
+        self.cash = m.gauge("cash_value", "Portfolio cash")
+        self.realized = m.gauge("realized_pnl_value", "Realised PnL")
+        self.unrealized = m.gauge("unrealized_pnl_value", "Unrealised PnL")
+        self.exposure = m.gauge("gross_exposure_value", "Gross exposure")
+
+    @property
+    def store(self) -> LedgerStore:
+        assert self._store is not None, "ledger store not opened"
+        return self._store
+
+    async def on_start(self) -> None:
+        if self._store is None:
+            self._store = await asyncio.to_thread(open_store, self.config.ledger)
+        fills = await asyncio.to_thread(self.store.load_fills)
+        lc = self.config.ledger
+        self.portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, fills)
+        log.info("ledger open: %d fills replayed into the portfolio", len(fills))
+        await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
+        for subject, durable in DURABLE_SUBJECTS:
+            await self.bus.subscribe(subject, self.on_record, durable=durable)
+
+    async def on_stop(self) -> None:
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+
+    async def on_record(self, envelope: Envelope) -> None:
+        message = envelope.message
+        kind = type(message).__name__
+        if isinstance(message, ExecutionWatermark):
+            self.exec_watermarks[message.venue] = max(self.exec_watermarks.get(message.venue, 0), message.ts_event)
+            await self.publish_snapshot_if_advanced()
+            return
+        if isinstance(message, ReplayStarted | ReplayCompleted):
+            self.replay[kind] = {"dataset": message.dataset, "ts_init": message.ts_init}
+            if isinstance(message, ReplayCompleted):
+                self.replay[kind]["bars"] = message.bars
+        if isinstance(message, OrderFilled):
+            new = await asyncio.to_thread(self.store.record_fill, message, envelope.subject)
+            if new:
+                self.portfolio.apply_fill(message)
+                if self.first_fill_wall_s is None:
+                    self.first_fill_wall_s = time.time()
+                await self.publish_snapshot(force=True)
+        else:
+            new = await asyncio.to_thread(self.store.record, message, envelope.subject)
+        (self.recorded if new else self.duplicates).labels(kind).inc()
+
+    async def on_bar(self, envelope: Envelope) -> None:
+        bar = envelope.message
+        if not isinstance(bar, Bar):
+            return
+        # a bar's close comes after its open: mark just after ts_event so a fill at this bar's
+        # open (same ts_event) never overrides the close as the last price
+        self.portfolio.mark(bar.instrument_id, bar.close, bar.ts_event + 1)
+        self.bar_watermark = max(self.bar_watermark, bar.ts_event)
+        _symbol, venue = split_instrument_id(bar.instrument_id)
+        if venue in self.executing_venues:
+            self.marked_venues.add(venue)
+        await self.publish_snapshot_if_advanced()
+
+    def watermark(self) -> int:
+        marks = [self.bar_watermark]
+        marks += [self.exec_watermarks.get(v, 0) for v in self.marked_venues]
+        return min(marks)
+
+    async def publish_snapshot_if_advanced(self) -> None:
+        wm = self.watermark()
+        if wm > self.portfolio.as_of:
+            self.portfolio.advance(wm)
+            await self.publish_snapshot(force=True)
+
+    async def publish_snapshot(self, *, force: bool = False) -> None:
+        now = self.clock.now_ns()
+        snap = self.portfolio.snapshot(
+            message_id=derive_id("pf", self.config.ledger.account, self.portfolio.as_of, self.portfolio.fills),
+            ts_init=now,
+        )
+        await asyncio.to_thread(self.store.append_equity, snap)
+        await self.bus.publish(subjects.PORTFOLIO_SNAPSHOT, snap)
+        self.equity.set(float(snap.equity))
+        self.cash.set(float(snap.cash))
+        self.realized.set(float(snap.realized_pnl))
+        self.unrealized.set(float(snap.unrealized_pnl))
+        self.exposure.set(float(snap.gross_exposure))
+
+    async def summary(self) -> dict[str, Any]:
+        def count(kind: str) -> int:
+            return self.store.count_messages(kind)
+
+        now = self.clock.now_ns()
+        snap = self.portfolio.snapshot(message_id=derive_id("summary", now), ts_init=now)
+        start = self.config.ledger.starting_cash
+        counts = {name: await asyncio.to_thread(count, name) for name in (
+            "SubmitOrder", "OrderFilled", "OrderDenied", "Signal", "DeadLetter", "StrategyError")}
+        return_pct = (snap.equity / start - 1) * 100 if start else Decimal(0)
+        return {
+            "orders": counts["SubmitOrder"],
+            "fills": counts["OrderFilled"],
+            "denials": counts["OrderDenied"],
+            "signals": counts["Signal"],
+            "dead_letters": counts["DeadLetter"],
+            "strategy_errors": counts["StrategyError"],
+            "starting_cash": str(start),
+            "final_equity": str(snap.equity),
+            "cash": str(snap.cash),
+            "realized_pnl": str(snap.realized_pnl),
+            "unrealized_pnl": str(snap.unrealized_pnl),
+            "return_pct": float(return_pct),
+            "as_of": snap.as_of,
+            "first_fill_wall_s": self.first_fill_wall_s,
+            "replay": self.replay,
+        }
+
+    def add_routes(self, app: FastAPI) -> None:
+        @app.get("/v1/summary")
+        async def summary() -> dict[str, Any]:
+            return await self.summary()
+
+        @app.get("/v1/positions")
+        async def positions() -> dict[str, Any]:
+            now = self.clock.now_ns()
+            snap = self.portfolio.snapshot(message_id=derive_id("positions", now), ts_init=now)
+            import msgspec
+
+            body: dict[str, Any] = msgspec.to_builtins(snap, decimal_format="string")
+            return body
+
+        @app.get("/v1/orders")
+        async def orders(limit: int = 100, strategy_id: str | None = None) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(self.store.list_orders, min(limit, 10_000), strategy_id)
+
+        @app.get("/v1/fills")
+        async def fills(limit: int = 100) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(self.store.list_fills, min(limit, 100_000))
+
+        @app.get("/v1/equity")
+        async def equity(limit: int = 1000) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(self.store.equity_curve, min(limit, 1_000_000))
+
+        @app.get("/v1/dead-letters")
+        async def dead_letters(limit: int = 100) -> list[dict[str, Any]]:
+            return await asyncio.to_thread(self.store.dead_letters, min(limit, 10_000))
+
+
+def build(config: Config, bus: Bus, clock: Clock | None = None) -> LedgerService:
+    return LedgerService(config, bus, clock=clock)

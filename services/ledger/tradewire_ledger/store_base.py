@@ -1,0 +1,236 @@
+"""The backend-independent part of the ledger store: all reads and writes, over a small
+transaction protocol that :mod:`tradewire_ledger.store` implements for SQLite and PostgreSQL.
+
+Idempotency: :meth:`LedgerStore.record` returns False and changes nothing when the message id is
+already stored; :meth:`LedgerStore.record_fill` also when the fill's ``(client_order_id,
+trade_id)`` is already stored under another message id.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+import msgspec
+from tradewire_common.schemas import Message, OrderFilled, PortfolioSnapshot, decode_as, encode, tag_of
+
+from tradewire_ledger import store_sql as q
+from tradewire_ledger.store_orders import tracks_order, updated_order
+
+Row = tuple[Any, ...]
+
+
+class Tx(Protocol):
+    """One open transaction; statements use ``?`` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+class Duplicate(Exception):
+    """Raised inside a transaction to roll it back: the input was already recorded."""
+
+
+def _opt_str(message: Message, name: str) -> str | None:
+    value = getattr(message, name, None)
+    return value if isinstance(value, str) and value else None
+
+
+class LedgerStore(ABC):
+    """Backend-independent ledger storage (see the module docstring)."""
+
+    backend: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Tx]:
+        """One transaction: commit on normal exit, roll back on an exception."""
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    def _init_schema(self) -> None:
+        with self._tx() as tx:
+            for stmt in q.ddl(self.backend):
+                tx.execute(stmt)
+            tx.execute(q.INSERT_VERSION, (q.SCHEMA_VERSION,))
+            row = tx.fetchone(q.MAX_VERSION)
+            version = row[0] if row else None
+        if version != q.SCHEMA_VERSION:
+            raise RuntimeError(
+                f"ledger schema version {version} is newer than this code ({q.SCHEMA_VERSION})"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Tx]:
+        with self._lock, self._transaction() as tx:
+            yield tx
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def record(self, message: Message, subject: str) -> bool:
+        """Store any message (and update its order); False if its id was already stored.
+
+        An :class:`OrderFilled` goes through :meth:`record_fill`.
+        """
+        if isinstance(message, OrderFilled):
+            return self.record_fill(message, subject)
+        try:
+            with self._tx() as tx:
+                self._insert_message(tx, message, subject)
+                self._update_order(tx, message)
+        except Duplicate:
+            return False
+        return True
+
+    def record_fill(self, fill: OrderFilled, subject: str) -> bool:
+        """Store a fill message, its ``fills`` row and the order update in one transaction.
+
+        False (nothing changed) if the message id or ``(client_order_id, trade_id)`` is known.
+        """
+        try:
+            with self._tx() as tx:
+                self._insert_message(tx, fill, subject)
+                inserted = tx.execute(
+                    q.INSERT_FILL,
+                    (
+                        fill.id,
+                        fill.client_order_id,
+                        fill.trade_id,
+                        fill.strategy_id,
+                        fill.instrument_id,
+                        fill.venue_order_id,
+                        str(fill.side),
+                        str(fill.last_qty),
+                        str(fill.last_px),
+                        str(fill.fee),
+                        fill.fee_currency,
+                        str(fill.liquidity),
+                        fill.ts_event,
+                    ),
+                )
+                if inserted == 0:
+                    raise Duplicate
+                self._update_order(tx, fill)
+        except Duplicate:
+            return False
+        return True
+
+    def append_equity(self, snapshot: PortfolioSnapshot) -> None:
+        """One equity-curve point per ``as_of``; a later snapshot with the same ``as_of`` replaces it."""
+        with self._tx() as tx:
+            tx.execute(
+                q.UPSERT_EQUITY,
+                (
+                    snapshot.as_of,
+                    snapshot.account,
+                    str(snapshot.cash),
+                    str(snapshot.equity),
+                    str(snapshot.realized_pnl),
+                    str(snapshot.unrealized_pnl),
+                    str(snapshot.gross_exposure),
+                    snapshot.fills,
+                    snapshot.id,
+                ),
+            )
+
+    def _insert_message(self, tx: Tx, message: Message, subject: str) -> None:
+        inserted = tx.execute(
+            q.INSERT_MESSAGE,
+            (
+                message.id,
+                tag_of(type(message)),
+                subject,
+                message.ts_event,
+                message.ts_init,
+                message.correlation_id,
+                _opt_str(message, "strategy_id"),
+                _opt_str(message, "instrument_id"),
+                _opt_str(message, "client_order_id"),
+                encode(message).decode(),
+            ),
+        )
+        if inserted == 0:
+            raise Duplicate
+
+    def _update_order(self, tx: Tx, message: Message) -> None:
+        if not tracks_order(message):
+            return
+        coid = message.client_order_id
+        row = tx.fetchone(q.SELECT_ORDER, (coid,))
+        current = None if row is None else dict(zip(q.ORDER_COLUMNS, row, strict=True))
+        order = updated_order(current, message)
+        if current is None:
+            tx.execute(q.INSERT_ORDER, [order[c] for c in q.ORDER_COLUMNS])
+        else:
+            values = [order[c] for c in q.ORDER_COLUMNS if c != "client_order_id"]
+            tx.execute(q.UPDATE_ORDER, [*values, coid])
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def load_fills(self) -> list[OrderFilled]:
+        """Every stored fill in insertion order (to rebuild the Portfolio after a restart)."""
+        with self._tx() as tx:
+            rows = tx.fetchall(q.LOAD_FILLS)
+        return [decode_as(str(row[0]).encode(), OrderFilled) for row in rows]
+
+    def list_orders(self, limit: int = 100, strategy_id: str | None = None) -> list[dict[str, Any]]:
+        """Orders, newest first (by the event time of their first message)."""
+        with self._tx() as tx:
+            if strategy_id is None:
+                rows = tx.fetchall(q.LIST_ORDERS, (limit,))
+            else:
+                rows = tx.fetchall(q.LIST_ORDERS_BY_STRATEGY, (strategy_id, limit))
+        return [dict(zip(q.ORDER_COLUMNS, row, strict=True)) for row in rows]
+
+    def list_fills(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Fills, most recently recorded first."""
+        with self._tx() as tx:
+            rows = tx.fetchall(q.LIST_FILLS, (limit,))
+        return [dict(zip(q.FILL_COLUMNS, row, strict=True)) for row in rows]
+
+    def equity_curve(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The latest ``limit`` equity points, oldest first."""
+        with self._tx() as tx:
+            rows = tx.fetchall(q.EQUITY_CURVE, (limit,))
+        return [dict(zip(q.EQUITY_COLUMNS, row, strict=True)) for row in rows]
+
+    def count_messages(self, type: str | None = None) -> int:
+        """How many messages are stored (of one ``type`` tag, e.g. ``"Signal"``, if given)."""
+        with self._tx() as tx:
+            row = (
+                tx.fetchone(q.COUNT_MESSAGES)
+                if type is None
+                else tx.fetchone(q.COUNT_MESSAGES_OF_TYPE, (type,))
+            )
+        return int(row[0]) if row else 0
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Dead letters, newest first: the DeadLetter's JSON fields (``raw`` in base64) plus
+        ``received_subject``, the subject the ledger got it on."""
+        with self._tx() as tx:
+            rows = tx.fetchall(q.DEAD_LETTERS, (limit,))
+        out: list[dict[str, Any]] = []
+        for _id, subject, _ts_event, _ts_init, payload in rows:
+            item: dict[str, Any] = msgspec.json.decode(str(payload))
+            item["received_subject"] = subject
+            out.append(item)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def __enter__(self) -> LedgerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

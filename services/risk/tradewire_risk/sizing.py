@@ -1,0 +1,67 @@
+"""Position sizing: a fixed fraction of equity, or fractional Kelly.
+
+Pure ``Decimal`` arithmetic, no I/O. Quantities are always rounded *down* to the instrument's
+quantity step, so sizing never buys more than the formula allows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tradewire_common.numbers import quantize_down
+
+
+def fixed_fraction_quantity(equity: Decimal, price: Decimal, fraction: Decimal, step: Decimal) -> Decimal:
+    """Quantity worth ``fraction`` of ``equity`` at ``price``, rounded down to ``step``::
+
+        quantity = floor_to_step(equity * fraction / price)
+
+    Non-positive equity (nothing left to risk) or a zero fraction gives 0.
+    Raises ``ValueError`` for a non-positive price or step, or a negative fraction.
+    """
+    if not price.is_finite() or price <= 0:
+        raise ValueError(f"price must be positive, got {price}")
+    if not step.is_finite() or step <= 0:
+        raise ValueError(f"step must be positive, got {step}")
+    if not fraction.is_finite() or fraction < 0:
+        raise ValueError(f"fraction must not be negative, got {fraction}")
+    if equity <= 0 or fraction == 0:
+        return Decimal(0)
+    quantity: Decimal = quantize_down(equity * fraction / price, step)
+    return quantity
+
+
+def kelly_fraction(p: Decimal, b: Decimal, multiplier: Decimal) -> Decimal:
+    """Fraction of equity to stake by (fractional) Kelly::
+
+        q = 1 - p
+        f* = (b * p - q) / b
+        fraction = max(0, f*) * multiplier
+
+    ``p`` is the win probability (0..1), ``b`` the payoff ratio (average win / average loss,
+    must be > 0) and ``multiplier`` scales full Kelly (0.5 = half Kelly). The result is never
+    negative: a negative edge means "do not bet", not "bet the other way".
+
+    Example: p = 0.6, b = 1 gives f* = 0.2 (full Kelly) and 0.1 with multiplier 0.5.
+    """
+    if not b.is_finite() or b <= 0:
+        raise ValueError(f"payoff ratio b must be positive, got {b}")
+    if not p.is_finite() or not 0 <= p <= 1:
+        raise ValueError(f"win probability p must be within 0..1, got {p}")
+    if not multiplier.is_finite() or multiplier < 0:
+        raise ValueError(f"Kelly multiplier must not be negative, got {multiplier}")
+    q = Decimal(1) - p
+    full = (b * p - q) / b
+    return max(Decimal(0), full) * multiplier
+
+
+def kelly_quantity(
+    equity: Decimal, price: Decimal, p: Decimal, b: Decimal, multiplier: Decimal, step: Decimal
+) -> Decimal:
+    """Quantity for a fractional-Kelly stake, rounded down to ``step``::
+
+        quantity = floor_to_step(equity * kelly_fraction(p, b, multiplier) / price)
+
+    Zero when the edge is not positive.
+    """
+    return fixed_fraction_quantity(equity, price, kelly_fraction(p, b, multiplier), step)

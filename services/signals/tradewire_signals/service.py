@@ -1,0 +1,96 @@
+"""The signals service: runs strategies on bars and publishes Signals.
+
+A strategy that raises is reported as a StrategyError event (and a metric); the service and the
+other strategies carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tradewire_common import subjects
+from tradewire_common.bus import Bus, Envelope
+from tradewire_common.clock import Clock
+from tradewire_common.config import Config
+from tradewire_common.ids import derive_id
+from tradewire_common.schemas import Bar, Signal, StrategyError
+from tradewire_common.service import Service
+from tradewire_signals import sma_cross as _builtin  # noqa: F401  (registers built-in strategies)
+from tradewire_signals.strategy import Strategy, build_strategy
+
+log = logging.getLogger(__name__)
+
+
+class SignalsService(Service):
+    name = "signals"
+
+    def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
+        super().__init__(config, bus, clock=clock)
+        self.strategies: list[tuple[Strategy[Any], str]] = [
+            (build_strategy(sc, i), sc.interval) for i, sc in enumerate(config.signals.strategies)
+        ]
+        self.signals_out = self.metrics.counter("signals_total", "Signals emitted", ("strategy",))
+        self.errors = self.metrics.counter("strategy_errors_total", "Strategy code failures", ("strategy",))
+
+    async def on_start(self) -> None:
+        await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
+
+    async def on_bar(self, envelope: Envelope) -> None:
+        bar = envelope.message
+        if not isinstance(bar, Bar):
+            return
+        for strategy, interval in self.strategies:
+            if bar.instrument_id not in strategy.instruments or interval not in ("*", bar.interval):
+                continue
+            try:
+                intent = strategy.on_bar(bar)
+            except Exception as exc:
+                await self.report_error(strategy, bar, exc)
+                continue
+            if intent is None:
+                continue
+            now = self.clock.now_ns()
+            try:
+                signal = Signal(
+                    id=derive_id("signal", strategy.strategy_id, bar.id),
+                    ts_event=bar.ts_event,
+                    ts_init=now,
+                    correlation_id=bar.id,
+                    strategy_id=strategy.strategy_id,
+                    instrument_id=bar.instrument_id,
+                    side=intent.side,
+                    price=bar.close,
+                    confidence=intent.confidence,
+                    reason=intent.reason,
+                    target=intent.target,
+                    win_probability=intent.win_probability,
+                    payoff_ratio=intent.payoff_ratio,
+                )
+            except (ValueError, TypeError) as exc:
+                await self.report_error(strategy, bar, exc)
+                continue
+            await self.bus.publish(subjects.signal(strategy.strategy_id), signal)
+            self.signals_out.labels(strategy.strategy_id).inc()
+
+    async def report_error(self, strategy: Strategy[Any], bar: Bar, exc: Exception) -> None:
+        log.exception("strategy %s failed on %s", strategy.strategy_id, bar.instrument_id)
+        self.errors.labels(strategy.strategy_id).inc()
+        now = self.clock.now_ns()
+        await self.bus.publish(
+            subjects.strategy_error(strategy.strategy_id),
+            StrategyError(
+                id=derive_id("strategy-error", strategy.strategy_id, bar.id),
+                ts_event=bar.ts_event,
+                ts_init=now,
+                correlation_id=bar.id,
+                strategy_id=strategy.strategy_id,
+                error_type=type(exc).__name__,
+                message=str(exc)[:1000],
+                instrument_id=bar.instrument_id,
+            ),
+        )
+
+
+def build(config: Config, bus: Bus, clock: Clock | None = None) -> SignalsService:
+    return SignalsService(config, bus, clock=clock)
