@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,17 @@ def postgres_dsn() -> Iterator[str]:
             yield f"postgresql://postgres@127.0.0.1:5432/{name}"
         finally:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of this test's own (streams and durable consumers start empty)."""
+    root = tmp_path / "nats"
+    (root / "store").mkdir(parents=True)
+    (root / "ports").mkdir()
+    server = NatsServer(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tradewire_common.ids import derive_id, new_id
 from tradewire_common.schemas import (
     Alert,

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+
 from tradewire_common.ids import derive_id
 from tradewire_datafeed.readers import (
     BarFileError,
@@ -212,9 +213,7 @@ def test_demo_file_has_no_gaps_and_the_unittest_json_reports_its_missing_minutes
         "Date,Open,High,Low,Close,Adj Close,Volume,OpenInterest",
     ],
 )
-def test_header_names_are_matched_in_any_case_and_extra_columns_are_ignored(
-    tmp_path: Path, header: str
-) -> None:
+def test_header_names_are_matched_in_any_case_and_extra_columns_are_ignored(tmp_path: Path, header: str) -> None:
     adj = "99," if "Adj Close" in header else ""
     oi = ",7" if "OpenInterest" in header else ""
     rows = f"2024-01-01 00:00:00,1.5,2.5,1.0,2.0,{adj}10{oi}\n2024-01-01 00:01:00,2.0,3.0,2.0,3.0,{adj}20{oi}"
@@ -258,9 +257,7 @@ def test_missing_volume_column_gives_zero_volume(tmp_path: Path) -> None:
         "1704067260000000000",
     ],
 )
-def test_timestamps_as_iso_text_or_epoch_numbers_of_any_unit_mean_the_same_instant(
-    tmp_path: Path, stamp: str
-) -> None:
+def test_timestamps_as_iso_text_or_epoch_numbers_of_any_unit_mean_the_same_instant(tmp_path: Path, stamp: str) -> None:
     series = read_bar_file(write(tmp_path, f"{HEADER}{stamp},1,1,1,1,1\n"))
 
     assert series.records[0].ts_event == ns("2024-01-01 00:01")
@@ -478,9 +475,7 @@ def test_rows_with_the_wrong_number_of_fields_are_rejected(tmp_path: Path) -> No
         ("20240101", "YYYYMMDD"),
     ],
 )
-def test_bad_timestamps_are_rejected_with_file_row_and_column(
-    tmp_path: Path, stamp: str, needle: str
-) -> None:
+def test_bad_timestamps_are_rejected_with_file_row_and_column(tmp_path: Path, stamp: str, needle: str) -> None:
     path = write(tmp_path, f"{HEADER}{stamp},1,1,1,1,1\n")
     message = read_error(path)
 
@@ -492,6 +487,14 @@ def test_epoch_unit_changing_mid_file_is_rejected(tmp_path: Path) -> None:
     path = write(tmp_path, f"{HEADER}1704067200000,1,1,1,1,1\n1704067260,1,1,1,1,1\n")
 
     assert_names(read_error(path), path, 2, "timestamp")
+
+
+def test_unreadable_or_too_narrow_csv_files_are_rejected(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"timestamp,open\n\xff\xfe,1\n")
+
+    assert str(binary) in read_error(binary)
+    assert "too few fields" in read_error(write(tmp_path, "2024-01-01,09:00:00,1,1,1\n", "narrow.csv"))
 
 
 def test_empty_files_are_rejected(tmp_path: Path) -> None:
@@ -590,9 +593,7 @@ def test_parquet_keeps_the_interval_of_a_single_bar(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- gaps
 
 
-def test_gaps_are_kept_as_is_and_reported_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_gaps_are_kept_as_is_and_reported_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path, HEADER + minute_rows(10, skip=(3, 4, 7)))
     with caplog.at_level(logging.WARNING, logger="tradewire_datafeed.readers"):
         series = read_bar_file(path)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+
 from tradewire_common.config import HttpPorts
 
 ROOT = Path(__file__).resolve().parents[2]

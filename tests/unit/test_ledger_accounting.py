@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+
 from tradewire_common.ids import derive_id, new_id
 from tradewire_common.schemas import Liquidity, OrderFilled, PortfolioSnapshot, Side, decode, encode
 from tradewire_ledger.accounting import Portfolio

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from tradewire_common.config import PaperConfig
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (

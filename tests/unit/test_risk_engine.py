@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+
 from tradewire_common.config import InstrumentSpec, RiskConfig
 from tradewire_common.ids import client_order_id, derive_id
 from tradewire_common.schemas import (

@@ -6,6 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+
 from tradewire_risk.sizing import fixed_fraction_quantity, kelly_fraction, kelly_quantity
 
 D = Decimal

@@ -201,11 +201,16 @@ class Config(Section, frozen=True):
 
 
 def _parse_env_value(raw: str) -> Any:
-    """Read an override as a TOML value (``0.2``, ``true``, ``["a"]``), else as a plain string."""
+    """Read an override as a TOML string, array or table (``"a"``, ``["a"]``), else as plain text.
+
+    Scalars (``0.2``, ``9000``, ``true``) stay text: the lax decoding turns text into the field's
+    number or bool, and a text field (``datafeed.speed = 60``) keeps it as text.
+    """
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+    return value if isinstance(value, str | list | dict) else raw.strip()
 
 
 def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -256,5 +261,5 @@ def _dec_hook(kind: type, value: Any) -> Any:
 
 def config_to_toml_dict(config: Config) -> dict[str, Any]:
     """Plain builtins view of a config (for ``tradewire config show``)."""
-    result: dict[str, Any] = msgspec.to_builtins(config, decimal_format="string")
+    result: dict[str, Any] = msgspec.to_builtins(config)
     return result

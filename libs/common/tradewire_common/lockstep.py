@@ -1,10 +1,15 @@
 """Deterministic replays: wait until the whole pipeline is quiet before the next bar.
 
 The replay driver asks every service for its counters (``ctl.stats``): messages it published per
-subject and messages its subscriptions consumed per pattern. The pipeline is quiet when every
-subscription has consumed exactly what was published on the subjects it matches, and two
-consecutive rounds agree (the classic two-wave counting check for distributed termination,
-which rules out a message being in flight between two answers).
+subject and messages its subscriptions consumed per pattern. The pipeline is quiet when, since the last
+quiet point, every subscription has consumed exactly what was published on the subjects it
+matches, and two consecutive rounds agree (the classic two-wave counting check for distributed
+termination, which rules out a message being in flight between two answers).
+
+Counts are compared as deltas per process instance, so a restarted service (fresh counters, new
+instance id) starts from zero. If a service dies with messages in flight the pipeline cannot
+balance; after ``timeout_s`` the driver logs a warning, takes the current counts as the new
+baseline and carries on (a restart costs at most one timeout).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -29,6 +34,19 @@ class ServiceStats(msgspec.Struct, frozen=True):
     published: dict[str, int]
     consumed: dict[str, int]
     ready: bool = False
+    instance: str = ""
+
+    def minus(self, base: ServiceStats | None) -> ServiceStats:
+        """Counts since ``base`` (the same instance at the last quiet point)."""
+        if base is None:
+            return self
+        return ServiceStats(
+            self.service,
+            {k: v - base.published.get(k, 0) for k, v in self.published.items()},
+            {k: v - base.consumed.get(k, 0) for k, v in self.consumed.items()},
+            self.ready,
+            self.instance,
+        )
 
 
 def _decode(replies: Iterable[bytes]) -> list[ServiceStats]:
@@ -69,6 +87,14 @@ class Lockstep:
     timeout_s: float = 30.0
     #: Per-round wait for replies.
     round_timeout_s: float = 2.0
+    #: Counts per instance at the last quiet point.
+    baseline: dict[str, ServiceStats] = field(default_factory=dict)
+
+    def deltas(self, stats: Sequence[ServiceStats]) -> list[ServiceStats]:
+        return [s.minus(self.baseline.get(s.instance)) for s in stats]
+
+    def rebaseline(self, stats: Sequence[ServiceStats]) -> None:
+        self.baseline = {s.instance: s for s in stats}
 
     @property
     def expected(self) -> int:
@@ -104,14 +130,16 @@ class Lockstep:
         previous: tuple[Any, ...] | None = None
         while True:
             stats = await self.collect()
-            if self._complete(stats) and balanced(stats):
+            if self._complete(stats) and balanced(self.deltas(stats)):
                 fp = _fingerprint(stats)
                 if fp == previous:
+                    self.rebaseline(stats)
                     return True
                 previous = fp
                 continue
             previous = None
             if loop.time() >= deadline:
-                log.warning("pipeline not quiet after %.1fs; continuing", self.timeout_s)
+                log.warning("pipeline not quiet after %.1fs; taking current counts as baseline", self.timeout_s)
+                self.rebaseline(stats)
                 return False
             await asyncio.sleep(0.0005)

@@ -8,8 +8,10 @@ tests and the backtester.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -80,6 +82,14 @@ class Service:
         return create_app(self, self.add_routes)
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service's lifecycle owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 async def serve_forever(service: Service, *, host: str, port: int, stop: asyncio.Event | None = None) -> None:
     """Run a service with its HTTP server until SIGTERM/SIGINT (or ``stop`` is set)."""
     stop = stop or asyncio.Event()
@@ -89,11 +99,10 @@ async def serve_forever(service: Service, *, host: str, port: int, stop: asyncio
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # not the main thread
             pass
-    server = uvicorn.Server(
+    server = _QuietServer(
         uvicorn.Config(service.app(), host=host, port=port, log_level="warning", access_log=False,
                        lifespan="off")
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     http_task = asyncio.create_task(server.serve(), name=f"{service.name}-http")
     try:
         await service.start()

@@ -66,6 +66,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+
 from tradewire_common.ids import InstrumentId, derive_id
 from tradewire_common.numbers import ZERO, check_non_negative, check_positive, to_decimal
 from tradewire_common.schemas.market import Bar
@@ -173,8 +174,7 @@ class TimestampParser:
         elif unit != self._unit:
             names = ("seconds", "milliseconds", "microseconds", "nanoseconds")
             raise ValueError(
-                f"epoch timestamp {value} looks like {names[unit]}"
-                f" but the first row's was in {names[self._unit]}"
+                f"epoch timestamp {value} looks like {names[unit]} but the first row's was in {names[self._unit]}"
             )
         ts = int(value * 10 ** (9 - 3 * unit))
         if ts < _MIN_EPOCH_NS:
@@ -232,9 +232,7 @@ class RecordBuilder:
         self.records: list[BarRecord] = []
         self._prev: int | None = None
 
-    def error(
-        self, message: str, row: int, column: str | None = None, line: int | None = None
-    ) -> BarFileError:
+    def error(self, message: str, row: int, column: str | None = None, line: int | None = None) -> BarFileError:
         return BarFileError(f"{where(self.path, row, column, line)}: {message}")
 
     def timestamp(self, row: int, text: str, line: int | None = None) -> int:
@@ -286,9 +284,7 @@ class RecordBuilder:
         if high < low:
             raise self.error(f"high {high} is below low {low}", row, self.columns[1], line)
         if high < open_ or high < close:
-            raise self.error(
-                f"high {high} is below open {open_} or close {close}", row, self.columns[1], line
-            )
+            raise self.error(f"high {high} is below open {open_} or close {close}", row, self.columns[1], line)
         if low > open_ or low > close:
             raise self.error(f"low {low} is above open {open_} or close {close}", row, self.columns[2], line)
         self.records.append(BarRecord(ts, open_, high, low, close, volume))

@@ -54,16 +54,11 @@ def _timestamps(builder: RecordBuilder, column: pa.ChunkedArray) -> list[int | N
             raise BarFileError(f"{builder.path}: column {builder.ts_column!r}: {exc}") from None
         return list(ns.to_pylist())
     if pa.types.is_date(kind):
-        return [
-            None if day is None else (day.toordinal() - EPOCH_ORDINAL) * NS_PER_DAY
-            for day in column.to_pylist()
-        ]
+        return [None if day is None else (day.toordinal() - EPOCH_ORDINAL) * NS_PER_DAY for day in column.to_pylist()]
     if pa.types.is_integer(kind):
         return [None if v is None else builder.epoch(row, v) for row, v in enumerate(column.to_pylist(), 1)]
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return [
-            None if v is None else builder.timestamp(row, v) for row, v in enumerate(column.to_pylist(), 1)
-        ]
+        return [None if v is None else builder.timestamp(row, v) for row, v in enumerate(column.to_pylist(), 1)]
     raise BarFileError(f"{builder.path}: column {builder.ts_column!r}: unsupported timestamp type {kind}")
 
 
@@ -88,9 +83,7 @@ def read_arrow(path: Path, limit: int, *, parquet: bool) -> tuple[list[BarRecord
         )
     assert ts_index is not None
     wanted = [n for n in VALUE_COLUMNS if n in names]
-    builder = RecordBuilder(
-        path, table.column_names[ts_index], [table.column_names[names.index(n)] for n in wanted]
-    )
+    builder = RecordBuilder(path, table.column_names[ts_index], [table.column_names[names.index(n)] for n in wanted])
     timestamps = _timestamps(builder, table.column(ts_index))
     columns: list[list[Any]] = [table.column(names.index(n)).to_pylist() for n in wanted]
     if len(columns) == 5 and columns[4] and all(v is None for v in columns[4]):

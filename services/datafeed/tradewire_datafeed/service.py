@@ -58,8 +58,12 @@ class DatafeedService(Service):
         self._task: asyncio.Task[None] | None = None
         m = self.metrics
         self.bars_out = m.counter("bars_published_total", "Bars published", ("instrument",))
-        self.lockstep_timeouts = m.counter("lockstep_timeouts_total", "Bars after which the pipeline did not go quiet")
-        self.last_bar_ts = m.gauge("last_bar_timestamp_seconds", "Event time of the last bar", ("instrument",))
+        self.lockstep_timeouts = m.counter(
+            "lockstep_timeouts_total", "Bars after which the pipeline did not go quiet"
+        )
+        self.last_bar_ts = m.gauge(
+            "last_bar_timestamp_seconds", "Event time of the last bar", ("instrument",)
+        )
 
     async def on_start(self) -> None:
         self._task = asyncio.create_task(self._run_replay(), name="replay")
@@ -88,9 +92,16 @@ class DatafeedService(Service):
         now = self.clock.now_ns()
         self.started_at = time.monotonic()
         instruments = tuple(sorted({b.instrument_id for b in self.bars}))
-        await self.bus.publish(subjects.REPLAY, ReplayStarted(
-            id=derive_id("replay-started", self.dataset), ts_event=self.bars[0].ts_event, ts_init=now,
-            dataset=self.dataset, instruments=instruments))
+        await self.bus.publish(
+            subjects.REPLAY,
+            ReplayStarted(
+                id=derive_id("replay-started", self.dataset),
+                ts_event=self.bars[0].ts_event,
+                ts_init=now,
+                dataset=self.dataset,
+                instruments=instruments,
+            ),
+        )
         max_speed = dc.speed == "max"
         speed = 0.0 if max_speed else float(dc.speed)
         previous_ts: int | None = None
@@ -100,8 +111,10 @@ class DatafeedService(Service):
                 await asyncio.sleep(max(0, bar.ts_event - previous_ts) / 1e9 / speed)
             previous_ts = bar.ts_event
             symbol, venue = split_instrument_id(bar.instrument_id)
-            await self.bus.publish(subjects.bar(venue, symbol, bar.interval),
-                                   msgspec.structs.replace(bar, ts_init=self.clock.now_ns()))
+            await self.bus.publish(
+                subjects.bar(venue, symbol, bar.interval),
+                msgspec.structs.replace(bar, ts_init=self.clock.now_ns()),
+            )
             self.published = index + 1
             self.bars_out.labels(bar.instrument_id).inc()
             self.last_bar_ts.labels(bar.instrument_id).set(bar.ts_event / 1e9)
@@ -112,9 +125,16 @@ class DatafeedService(Service):
         await self.bus.kv_put(self.progress_key, str(len(self.bars)).encode())
         await lockstep.wait_quiet()
         self.finished_at = time.monotonic()
-        await self.bus.publish(subjects.REPLAY, ReplayCompleted(
-            id=derive_id("replay-completed", self.dataset), ts_event=self.bars[-1].ts_event,
-            ts_init=self.clock.now_ns(), dataset=self.dataset, bars=len(self.bars)))
+        await self.bus.publish(
+            subjects.REPLAY,
+            ReplayCompleted(
+                id=derive_id("replay-completed", self.dataset),
+                ts_event=self.bars[-1].ts_event,
+                ts_init=self.clock.now_ns(),
+                dataset=self.dataset,
+                bars=len(self.bars),
+            ),
+        )
         await lockstep.wait_quiet()
         self.done = True
         log.info("replay done: %d bars in %.2fs", len(self.bars), self.finished_at - self.started_at)
@@ -123,8 +143,13 @@ class DatafeedService(Service):
         elapsed = None
         if self.started_at is not None:
             elapsed = round((self.finished_at or time.monotonic()) - self.started_at, 3)
-        return {"dataset": self.dataset, "done": self.done, "bars_published": self.published,
-                "bars_total": len(self.bars), "elapsed_s": elapsed}
+        return {
+            "dataset": self.dataset,
+            "done": self.done,
+            "bars_published": self.published,
+            "bars_total": len(self.bars),
+            "elapsed_s": elapsed,
+        }
 
     def add_routes(self, app: FastAPI) -> None:
         @app.get("/v1/replay")

@@ -63,7 +63,6 @@ from tradewire_common.schemas import (
     SubmitOrder,
     TimeInForce,
 )
-
 from tradewire_execution.venue import (
     CAP_DAY,
     CAP_FOK,

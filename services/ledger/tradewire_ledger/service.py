@@ -29,7 +29,6 @@ from tradewire_common.schemas import (
     OrderFilled,
     ReplayCompleted,
     ReplayStarted,
-    SubmitOrder,
 )
 from tradewire_common.service import Service
 from tradewire_ledger.accounting import Portfolio
@@ -192,7 +191,7 @@ class LedgerService(Service):
             snap = self.portfolio.snapshot(message_id=derive_id("positions", now), ts_init=now)
             import msgspec
 
-            body: dict[str, Any] = msgspec.to_builtins(snap, decimal_format="string")
+            body: dict[str, Any] = msgspec.to_builtins(snap)
             return body
 
         @app.get("/v1/orders")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from tradewire_common.config import LedgerConfig
 
+from tradewire_common.config import LedgerConfig
 from tradewire_ledger.store_base import LedgerStore, Row, Tx
 
 __all__ = ["LedgerStore", "PostgresLedgerStore", "SqliteLedgerStore", "open_store"]

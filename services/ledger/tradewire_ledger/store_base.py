@@ -15,8 +15,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import msgspec
-from tradewire_common.schemas import Message, OrderFilled, PortfolioSnapshot, decode_as, encode, tag_of
 
+from tradewire_common.schemas import Message, OrderFilled, PortfolioSnapshot, decode_as, encode, tag_of
 from tradewire_ledger import store_sql as q
 from tradewire_ledger.store_orders import tracks_order, updated_order
 

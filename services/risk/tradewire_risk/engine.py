@@ -59,7 +59,6 @@ from tradewire_common.schemas.base import DenyReason, OrderType, Side, TimeInFor
 from tradewire_common.schemas.orders import OrderDenied, SubmitOrder
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
-
 from tradewire_risk.sizing import fixed_fraction_quantity, kelly_fraction
 
 _ZERO = Decimal(0)

@@ -22,7 +22,6 @@ from tradewire_common.clock import Clock
 from tradewire_common.config import Config
 from tradewire_common.http import Actor
 from tradewire_common.ids import derive_id, split_instrument_id
-from tradewire_common.service import Service
 from tradewire_common.schemas import (
     OrderDenied,
     PortfolioSnapshot,
@@ -31,6 +30,7 @@ from tradewire_common.schemas import (
     TradingState,
     TradingStateChanged,
 )
+from tradewire_common.service import Service
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.state import StoredState, load_state, save_state
 

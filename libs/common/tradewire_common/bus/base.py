@@ -20,7 +20,7 @@ import msgspec
 
 from tradewire_common import schemas, subjects
 from tradewire_common.clock import Clock, LiveClock
-from tradewire_common.ids import derive_id
+from tradewire_common.ids import derive_id, new_id
 from tradewire_common.logs import correlation_id
 from tradewire_common.metrics import ServiceMetrics, subject_class
 from tradewire_common.schemas import DeadLetter, Message
@@ -80,6 +80,10 @@ class Bus(abc.ABC):
         self.clock = clock or LiveClock()
         self.max_deliver = max_deliver
         self.stats = BusStats()
+        #: Durable messages whose handler asked for a retry: counted as consumed when finally acked.
+        self._retrying: set[tuple[str, str, str]] = set()
+        #: Identifies this process's counters (a restarted service starts new ones).
+        self.instance = new_id()[:16]
 
     # --- to implement -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -153,6 +157,7 @@ class Bus(abc.ABC):
             self.metrics.handler_errors.labels(subject_class(subject)).inc()
             if durable and delivery < self.max_deliver:
                 log.warning("handler failed, will retry", extra={"subject": subject, "error": repr(exc)})
+                self._retrying.add(_retry_key(pattern, subject, data, hdrs))
                 return Outcome.RETRY
             log.exception("handler failed, dead-lettering", extra={"subject": subject})
             await self.dead_letter(
@@ -160,13 +165,20 @@ class Bus(abc.ABC):
             )
         finally:
             correlation_id.reset(token)
-        self._count_consumed(pattern, delivery, durable)
+        retried = False
+        if self._retrying:
+            key = _retry_key(pattern, subject, data, hdrs)
+            retried = key in self._retrying
+            self._retrying.discard(key)
+        self._count_consumed(pattern, delivery, durable, retried=retried)
         return Outcome.ACK
 
-    def _count_consumed(self, pattern: str, delivery: int, durable: bool) -> None:
+    def _count_consumed(self, pattern: str, delivery: int, durable: bool, *, retried: bool = False) -> None:
         # Core subscribers of stream subjects also see duplicates the stream dropped, so only
-        # durable consumers of stream subjects take part in the quiescence count.
-        if delivery == 1 and (durable or subjects.stream_for_pattern(pattern) is None):
+        # durable consumers of stream subjects take part in the quiescence count. A message is
+        # counted once: on its first delivery, or on the delivery that finally acked a message
+        # this bus asked to retry (a redelivery of an already acked message is not counted).
+        if (delivery == 1 or retried) and (durable or subjects.stream_for_pattern(pattern) is None):
             self.stats.consumed[pattern] += 1
 
     async def dead_letter(
@@ -189,7 +201,11 @@ class Bus(abc.ABC):
         await self.publish(subjects.dead_letter(self.service), letter)
 
 
+def _retry_key(pattern: str, subject: str, data: bytes, headers: Mapping[str, str]) -> tuple[str, str, str]:
+    return pattern, subject, headers.get("Nats-Msg-Id") or hashlib.sha256(data).hexdigest()
+
+
 def stats_reply(bus: Bus, extra: Mapping[str, Any] | None = None) -> bytes:
     """The body a service answers ``ctl.stats`` with."""
-    body = {"service": bus.service, **bus.stats.to_builtins(), **(extra or {})}
+    body = {"service": bus.service, "instance": bus.instance, **bus.stats.to_builtins(), **(extra or {})}
     return msgspec.json.encode(body)

@@ -91,7 +91,7 @@ class NatsBus(Bus):
             try:
                 self._nc = await nats.connect(**options)
                 break
-            except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
                 if loop.time() >= deadline:
                     raise ConnectionError(f"cannot reach NATS at {self.url}: {exc}") from exc
                 await asyncio.sleep(0.2)

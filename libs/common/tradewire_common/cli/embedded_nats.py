@@ -43,7 +43,7 @@ class EmbeddedNats:
                 "-sd", str(self.data_dir / "jetstream"), "--ports_file_dir", str(ports_dir)]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
-        log_file = open(self.data_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        log_file = open(self.data_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         ports_file = ports_dir / f"nats-server_{self.process.pid}.ports"
         deadline = time.monotonic() + timeout

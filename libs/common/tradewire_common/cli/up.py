@@ -36,7 +36,7 @@ class Child:
     restarts: int = 0
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
     def alive(self) -> bool:
