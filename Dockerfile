@@ -37,6 +37,9 @@ RUN useradd --system --no-log-init --uid 10001 --user-group --create-home tradew
 
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
+# The default configuration (config/tradewire.toml) and the demo dataset it replays.
+COPY config/ /app/config/
+COPY data/ /app/data/
 
 USER 10001:10001
 EXPOSE 8101-8105

@@ -109,7 +109,12 @@ def _base(tag: str) -> dict[str, Any]:
 
 
 def _order(tag: str) -> dict[str, Any]:
-    return {**_base(tag), "strategy_id": "sma_cross", "instrument_id": BTC, "client_order_id": "tw-0123456789abcdef01234567"}
+    return {
+        **_base(tag),
+        "strategy_id": "sma_cross",
+        "instrument_id": BTC,
+        "client_order_id": "tw-0123456789abcdef01234567",
+    }
 
 
 def _samples() -> dict[str, Message]:
@@ -152,8 +157,8 @@ def _samples() -> dict[str, Message]:
         OrderCanceled(**_order("OrderCanceled"), reason="ttl", filled_qty=D("0.01")),
         OrderExpired(**_order("OrderExpired"), reason="DAY", filled_qty=D("0")),
         PortfolioSnapshot(
-            **_base("PortfolioSnapshot"), account="paper", cash=D("9537.487")
-            , equity=D("10000.012"), realized_pnl=D("-1.5"), unrealized_pnl=D("0.012"),
+            **_base("PortfolioSnapshot"), account="paper", cash=D("9537.487"),
+            equity=D("10000.012"), realized_pnl=D("-1.5"), unrealized_pnl=D("0.012"),
             gross_exposure=D("462.525"),
             positions=(
                 PositionSnapshot(instrument_id=BTC, quantity=D("0.01"), avg_price=D("46251.3"),

@@ -3,8 +3,8 @@
 The replay driver asks every service for its counters (``ctl.stats``): messages it published per
 subject and messages its subscriptions consumed per pattern. The pipeline is quiet when, since the last
 quiet point, every subscription has consumed exactly what was published on the subjects it
-matches, and two consecutive rounds agree (the classic two-wave counting check for distributed
-termination, which rules out a message being in flight between two answers).
+matches (a counting check for distributed termination; see :class:`Lockstep` for why the pushed
+reports rule out a message in flight).
 
 Counts are compared as deltas per process instance, so a restarted service (fresh counters, new
 instance id) starts from zero. If a service dies with messages in flight the pipeline cannot
@@ -19,7 +19,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -74,21 +73,50 @@ def balanced(stats: Sequence[ServiceStats]) -> bool:
     return True
 
 
-def _fingerprint(stats: Sequence[ServiceStats]) -> tuple[Any, ...]:
-    return tuple(
-        sorted((s.service, tuple(sorted(s.published.items())), tuple(sorted(s.consumed.items()))) for s in stats)
-    )
-
-
 @dataclass
 class Lockstep:
+    """Pace a replay by the pipeline: :meth:`wait_quiet` after each published bar.
+
+    Services push their counters after every handled message (``ctl.stats.report``); each report
+    is an atomic snapshot taken after a handler finished, so it shows a consumed message together
+    with everything its handling published. Balanced latest reports therefore mean no message of
+    the cascade is still in flight. A ``ctl.stats`` poll refreshes the view when reports go quiet
+    (a lost report, an idle service).
+    """
+
     bus: Bus
     services: tuple[str, ...]
     timeout_s: float = 30.0
-    #: Per-round wait for replies.
+    #: Per-poll wait for replies.
     round_timeout_s: float = 2.0
+    #: Poll when no report arrived for this long.
+    idle_poll_s: float = 0.05
     #: Counts per instance at the last quiet point.
     baseline: dict[str, ServiceStats] = field(default_factory=dict)
+    #: Latest pushed or polled counters per instance.
+    latest: dict[str, ServiceStats] = field(default_factory=dict)
+    #: How many stats polls were needed so far (a throughput diagnostic).
+    rounds: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _listening: bool = False
+
+    @property
+    def expected(self) -> int:
+        # every lockstep service plus the driver's own service answers
+        return len(self.services) + 1
+
+    async def listen(self) -> None:
+        if self._listening:
+            return
+
+        async def on_report(raw: bytes) -> None:
+            for stats in _decode([raw]):
+                self.latest[stats.instance] = stats
+            self._changed.set()
+            return None
+
+        await self.bus.serve(subjects.STATS_REPORT, on_report)
+        self._listening = True
 
     def deltas(self, stats: Sequence[ServiceStats]) -> list[ServiceStats]:
         return [s.minus(self.baseline.get(s.instance)) for s in stats]
@@ -96,14 +124,23 @@ class Lockstep:
     def rebaseline(self, stats: Sequence[ServiceStats]) -> None:
         self.baseline = {s.instance: s for s in stats}
 
-    @property
-    def expected(self) -> int:
-        # every lockstep service plus the driver's own service answers
-        return len(self.services) + 1
-
     async def collect(self) -> list[ServiceStats]:
+        """Poll every service's counters now."""
+        self.rounds += 1
         replies = await self.bus.gather(subjects.STATS, b"", expected=self.expected, timeout=self.round_timeout_s)
-        return _decode(replies)
+        stats = _decode(replies)
+        for s in stats:
+            self.latest[s.instance] = s
+        return stats
+
+    def _own(self) -> ServiceStats:
+        return ServiceStats(self.bus.service, dict(self.bus.stats.published), dict(self.bus.stats.consumed),
+                            self.bus.ready, self.bus.instance)
+
+    def view(self) -> list[ServiceStats]:
+        """The latest counters of every instance, the driver's own always current."""
+        own = self._own()
+        return [*(s for i, s in self.latest.items() if i != own.instance), own]
 
     def _complete(self, stats: Sequence[ServiceStats]) -> bool:
         names = {s.service for s in stats}
@@ -111,12 +148,14 @@ class Lockstep:
 
     async def wait_ready(self, timeout_s: float) -> None:
         """Wait until every lockstep service answers and says it is ready."""
+        await self.listen()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
             stats = await self.collect()
             ready = {s.service for s in stats if s.ready}
             if all(name in ready for name in self.services):
+                self.rebaseline(self.view())
                 return
             if loop.time() >= deadline:
                 missing = sorted(set(self.services) - ready)
@@ -125,21 +164,22 @@ class Lockstep:
 
     async def wait_quiet(self) -> bool:
         """Block until the pipeline is quiet; False (with a warning) after ``timeout_s``."""
+        await self.listen()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
-        previous: tuple[Any, ...] | None = None
         while True:
-            stats = await self.collect()
-            if self._complete(stats) and balanced(self.deltas(stats)):
-                fp = _fingerprint(stats)
-                if fp == previous:
-                    self.rebaseline(stats)
-                    return True
-                previous = fp
-                continue
-            previous = None
-            if loop.time() >= deadline:
-                log.warning("pipeline not quiet after %.1fs; taking current counts as baseline", self.timeout_s)
-                self.rebaseline(stats)
+            self._changed.clear()
+            view = self.view()
+            if self._complete(view) and balanced(self.deltas(view)):
+                self.rebaseline(view)
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning("pipeline not quiet after %.1fs; taking current counts as baseline", self.timeout_s,
+                            extra={"deltas": [msgspec.to_builtins(d) for d in self.deltas(view)]})
+                self.rebaseline(view)
                 return False
-            await asyncio.sleep(0.0005)
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(self.idle_poll_s, remaining))
+            except TimeoutError:
+                await self.collect()

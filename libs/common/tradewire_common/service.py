@@ -12,7 +12,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -50,28 +49,25 @@ class Service:
     def add_routes(self, app: FastAPI) -> None:
         """Add the service's own HTTP routes."""
 
-    def stats_extra(self) -> dict[str, Any]:
-        """Extra fields for the ``ctl.stats`` reply."""
-        return {}
-
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.bus.connect()
 
         async def answer_stats(_request: bytes) -> bytes:
-            return stats_reply(self.bus, {"ready": self.ready, **self.stats_extra()})
+            return stats_reply(self.bus)
 
         await self.bus.serve(subjects.STATS, answer_stats)
         await self.on_start()
-        self.ready = True
+        self.ready = self.bus.ready = True
         self.metrics.up.set(1)
+        await self.bus.report()
         log.info("service ready")
 
     async def stop(self) -> None:
         """Drain: stop being ready, finish in-flight messages, then close."""
         if not self.ready and self._stopped.is_set():
             return
-        self.ready = False
+        self.ready = self.bus.ready = False
         self.metrics.up.set(0)
         await self.bus.close()
         await self.on_stop()

@@ -109,6 +109,8 @@ ALL_DEAD_LETTERS = "dlq.*"
 # --- control plane (core NATS request/reply) ---------------------------------------------------
 REPLAY = "ctl.replay"
 STATS = "ctl.stats"
+#: Every service pushes its counters here after each handled message (lockstep replays listen).
+STATS_REPORT = "ctl.stats.report"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ class DatafeedService(Service):
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self.lockstep: Lockstep | None = None
         m = self.metrics
         self.bars_out = m.counter("bars_published_total", "Bars published", ("instrument",))
         self.lockstep_timeouts = m.counter(
@@ -83,7 +84,7 @@ class DatafeedService(Service):
         if not self.bars:
             self.done = True
             return
-        lockstep = Lockstep(self.bus, dc.lockstep_services, timeout_s=dc.lockstep_timeout_s)
+        lockstep = self.lockstep = Lockstep(self.bus, dc.lockstep_services, timeout_s=dc.lockstep_timeout_s)
         await lockstep.wait_ready(dc.startup_timeout_s)
         raw = await self.bus.kv_get(self.progress_key)
         start = int(raw) if raw else 0
@@ -149,6 +150,7 @@ class DatafeedService(Service):
             "bars_published": self.published,
             "bars_total": len(self.bars),
             "elapsed_s": elapsed,
+            "lockstep_rounds": self.lockstep.rounds if self.lockstep else 0,
         }
 
     def add_routes(self, app: FastAPI) -> None:

@@ -14,7 +14,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -40,7 +39,8 @@ class Envelope:
 
 
 Handler = Callable[[Envelope], Awaitable[None]]
-Responder = Callable[[bytes], Awaitable[bytes]]
+#: Answers a control request; None sends no reply (a plain listener).
+Responder = Callable[[bytes], Awaitable[bytes | None]]
 
 
 class Subscription(abc.ABC):
@@ -84,6 +84,10 @@ class Bus(abc.ABC):
         self._retrying: set[tuple[str, str, str]] = set()
         #: Identifies this process's counters (a restarted service starts new ones).
         self.instance = new_id()[:16]
+        #: Set by the service once it is ready; reported with the counters.
+        self.ready = False
+        #: Push counters on ``ctl.stats.report`` after each handled message (for lockstep replays).
+        self.report_stats = True
 
     # --- to implement -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -110,7 +114,7 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     async def serve(self, subject: str, responder: Responder) -> Subscription:
-        """Answer core request/reply on ``subject`` (control plane)."""
+        """Answer core request/reply on ``subject`` (control plane); a None answer sends nothing."""
 
     @abc.abstractmethod
     async def gather(self, subject: str, data: bytes, *, expected: int, timeout: float) -> list[bytes]:
@@ -133,6 +137,9 @@ class Bus(abc.ABC):
         redelivers unacknowledged messages; ``queue`` shares the work among instances."""
         if durable is not None and subjects.stream_for_pattern(subject) is None:
             raise ValueError(f"durable subscription needs a stream subject, got {subject!r}")
+        if durable is not None or subjects.stream_for_pattern(subject) is None:
+            # report the pattern from the start, so "consumed nothing yet" is visible to lockstep
+            self.stats.consumed.setdefault(subject, 0)
         return await self._subscribe(subject, handler, queue=queue, durable=durable)
 
     async def dispatch(
@@ -147,6 +154,7 @@ class Bus(abc.ABC):
         except msgspec.DecodeError as exc:  # ValidationError is a subclass
             await self.dead_letter(subject, data, hdrs, f"undecodable: {exc}", reason_label="decode")
             self._count_consumed(pattern, delivery, durable)
+            await self.report()
             return Outcome.ACK
         token = correlation_id.set(message.correlation_id or message.id)
         try:
@@ -171,7 +179,13 @@ class Bus(abc.ABC):
             retried = key in self._retrying
             self._retrying.discard(key)
         self._count_consumed(pattern, delivery, durable, retried=retried)
+        await self.report()
         return Outcome.ACK
+
+    async def report(self) -> None:
+        """Push this instance's counters (an atomic snapshot taken after a handler finished)."""
+        if self.report_stats:
+            await self.publish_raw(subjects.STATS_REPORT, stats_reply(self))
 
     def _count_consumed(self, pattern: str, delivery: int, durable: bool, *, retried: bool = False) -> None:
         # Core subscribers of stream subjects also see duplicates the stream dropped, so only
@@ -205,7 +219,7 @@ def _retry_key(pattern: str, subject: str, data: bytes, headers: Mapping[str, st
     return pattern, subject, headers.get("Nats-Msg-Id") or hashlib.sha256(data).hexdigest()
 
 
-def stats_reply(bus: Bus, extra: Mapping[str, Any] | None = None) -> bytes:
-    """The body a service answers ``ctl.stats`` with."""
-    body = {"service": bus.service, "instance": bus.instance, **bus.stats.to_builtins(), **(extra or {})}
+def stats_reply(bus: Bus) -> bytes:
+    """The body a service answers ``ctl.stats`` (and pushes on ``ctl.stats.report``) with."""
+    body = {"service": bus.service, "instance": bus.instance, "ready": bus.ready, **bus.stats.to_builtins()}
     return msgspec.json.encode(body)

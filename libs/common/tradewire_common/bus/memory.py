@@ -192,8 +192,8 @@ class MemoryBus(Bus):
             while True:
                 _subj, data, _headers, reply = await sub.queue_in.get()
                 try:
-                    if reply:
-                        answer = await responder(data)
+                    answer = await responder(data)
+                    if reply and answer is not None:
                         self.broker.publish_core(reply, answer, {})
                 finally:
                     sub.queue_in.task_done()

@@ -153,7 +153,9 @@ class NatsBus(Bus):
                                                              "error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        self._count_published(subject, duplicate=bool(ack.duplicate))
+        # A duplicate ack on a retry is our own earlier attempt, stored although its ack was lost:
+        # this call did publish the message, so it counts (lockstep compares it with consumers).
+        self._count_published(subject, duplicate=bool(ack.duplicate) and attempt == 1)
 
     async def _subscribe(
         self, subject: str, handler: Handler, *, queue: str | None, durable: str | None
@@ -210,8 +212,9 @@ class NatsBus(Bus):
 
     async def serve(self, subject: str, responder: Responder) -> Subscription:
         async def on_request(msg: Msg) -> None:
-            if msg.reply:
-                await msg.respond(await responder(msg.data))
+            answer = await responder(msg.data)
+            if msg.reply and answer is not None:
+                await msg.respond(answer)
 
         sub = _NatsSub(await self.nc.subscribe(subject, cb=on_request))
         self._subs.append(sub)
@@ -222,6 +225,8 @@ class NatsBus(Bus):
         replies: asyncio.Queue[bytes] = asyncio.Queue()
 
         async def on_reply(msg: Msg) -> None:
+            if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+                return  # the server's "no responders" status, not a reply
             replies.put_nowait(msg.data)
 
         sub = await self.nc.subscribe(inbox, cb=on_reply)
