@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -91,9 +92,27 @@ async def make_bus(nats_url: str) -> AsyncIterator[MakeBus]:
         await bus.close()
 
 
-async def subscribed(bus: NatsBus) -> None:
-    """Make sure the server has registered this connection's subscriptions."""
-    await bus.nc.flush()
+def _server_subscriptions(server: NatsServer, client_id: int) -> list[str]:
+    with urllib.request.urlopen(f"{server.monitor_url}/connz?cid={client_id}&subs=1", timeout=2) as resp:
+        connections = json.load(resp).get("connections") or [{}]
+    result: list[str] = connections[0].get("subscriptions_list") or []
+    return result
+
+
+async def subscribed(server: NatsServer, bus: NatsBus, *patterns: str) -> None:
+    """Wait until the server lists ``patterns`` among this bus connection's subscriptions.
+
+    A core subscription registered after a publish misses it. nats-py's ``flush()`` is no barrier
+    for that: it writes its PING straight to the socket, ahead of SUBs still queued for its flusher.
+    """
+    client_id = bus.nc.client_id
+    assert client_id is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not set(patterns) <= set(await asyncio.to_thread(_server_subscriptions, server, client_id)):
+        if loop.time() > deadline:
+            raise AssertionError(f"subscriptions {patterns} not registered on the server")
+        await asyncio.sleep(0.01)
 
 
 async def stream_count(bus: NatsBus, stream: str, subject: str) -> int:
@@ -112,7 +131,7 @@ async def dlq_recorder(make_bus: MakeBus, service: str) -> Recorder:
 # --- core delivery ----------------------------------------------------------------------------
 
 
-async def test_wildcards_deliver_to_every_matching_subscription(make_bus: MakeBus) -> None:
+async def test_wildcards_deliver_to_every_matching_subscription(make_bus: MakeBus, nats_server: NatsServer) -> None:
     venue = uid()
     pub, consumer = await make_bus("publisher"), await make_bus("consumer")
     patterns = [f"md.bar.{venue}.>", f"md.bar.{venue}.*.1m", f"md.*.{venue}.BTCUSDT.1m", f"md.quote.{venue}.>",
@@ -120,7 +139,7 @@ async def test_wildcards_deliver_to_every_matching_subscription(make_bus: MakeBu
     seen = {p: Recorder() for p in patterns}
     for pattern, recorder in seen.items():
         await consumer.subscribe(pattern, recorder)
-    await subscribed(consumer)
+    await subscribed(nats_server, consumer, *patterns)
     btc, eth = subjects.bar(venue, "BTCUSDT", "1m"), subjects.bar(venue, "ETHUSDT", "5m")
     await pub.publish(btc, make_bar())
     await pub.publish(eth, make_bar(instrument="ETHUSDT.BINANCE"))
@@ -135,14 +154,16 @@ async def test_wildcards_deliver_to_every_matching_subscription(make_bus: MakeBu
     assert received.headers["Nats-Msg-Id"] == received.message.id
 
 
-async def test_a_queue_group_delivers_each_message_to_exactly_one_member(make_bus: MakeBus) -> None:
+async def test_a_queue_group_delivers_each_message_to_exactly_one_member(
+    make_bus: MakeBus, nats_server: NatsServer
+) -> None:
     venue, group = uid(), f"workers-{uid()}"
     pub = await make_bus("publisher")
     members = [await make_bus(f"worker{i}") for i in range(3)]
     recorders = [Recorder() for _ in members]
     for bus, recorder in zip(members, recorders, strict=True):
         await bus.subscribe(f"md.bar.{venue}.>", recorder, queue=group)
-        await subscribed(bus)
+        await subscribed(nats_server, bus, f"md.bar.{venue}.>")
     sent = [make_bar(i) for i in range(90)]
     for bar in sent:
         await pub.publish(subjects.bar(venue, "BTCUSDT", "1m"), bar)
@@ -153,7 +174,9 @@ async def test_a_queue_group_delivers_each_message_to_exactly_one_member(make_bu
     assert all(r.envelopes for r in recorders), [len(r.envelopes) for r in recorders]
 
 
-async def test_one_subscription_sees_a_thousand_messages_in_publish_order(make_bus: MakeBus) -> None:
+async def test_one_subscription_sees_a_thousand_messages_in_publish_order(
+    make_bus: MakeBus, nats_server: NatsServer
+) -> None:
     venue = uid()
     pub, consumer = await make_bus("publisher"), await make_bus("consumer")
     seqs: list[int] = []
@@ -163,7 +186,7 @@ async def test_one_subscription_sees_a_thousand_messages_in_publish_order(make_b
         seqs.append(envelope.message.seq)
 
     await consumer.subscribe(f"md.bar.{venue}.>", handler)
-    await subscribed(consumer)
+    await subscribed(nats_server, consumer, f"md.bar.{venue}.>")
     for i in range(1000):
         await pub.publish(subjects.bar(venue, "BTCUSDT", "1m"), make_bar(i))
     await eventually(lambda: len(seqs) == 1000, timeout=10)
@@ -301,7 +324,7 @@ async def test_permanent_error_is_dead_lettered_without_retry(make_bus: MakeBus)
 
 @pytest.mark.parametrize("on_stream", [False, True], ids=["core", "durable"])
 async def test_undecodable_bytes_are_dead_lettered_and_the_service_keeps_running(
-    make_bus: MakeBus, on_stream: bool
+    make_bus: MakeBus, nats_server: NatsServer, on_stream: bool
 ) -> None:
     token, service = uid(), f"svc_{uid()}"
     letters = await dlq_recorder(make_bus, service)
@@ -314,7 +337,7 @@ async def test_undecodable_bytes_are_dead_lettered_and_the_service_keeps_running
     else:
         subject = subjects.bar(token, "BTCUSDT", "1m")
         await consumer.subscribe(subject, recorder)
-        await subscribed(consumer)
+        await subscribed(nats_server, consumer, subject)
         good = make_bar()
     wire = json.loads(schemas.encode(make_bar()))
     wire["high"] = "-5"
@@ -334,7 +357,7 @@ async def test_undecodable_bytes_are_dead_lettered_and_the_service_keeps_running
 # --- request/reply ----------------------------------------------------------------------------
 
 
-async def test_gather_collects_the_replies_of_several_responders(make_bus: MakeBus) -> None:
+async def test_gather_collects_the_replies_of_several_responders(make_bus: MakeBus, nats_server: NatsServer) -> None:
     subject = f"ctl.test.{uid()}"
     responders = [await make_bus(name) for name in ("alpha", "beta", "gamma")]
     for bus in responders:
@@ -343,7 +366,7 @@ async def test_gather_collects_the_replies_of_several_responders(make_bus: MakeB
             return f"{name}:{data.decode()}".encode()
 
         await bus.serve(subject, answer)
-        await subscribed(bus)
+        await subscribed(nats_server, bus, subject)
     asker = await make_bus("asker")
     replies = await asker.gather(subject, b"ping", expected=3, timeout=5.0)
     assert sorted(replies) == [b"alpha:ping", b"beta:ping", b"gamma:ping"]
