@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tradewire_common.cli.main import main
-from tradewire_common.config import load_config
 from tests.support.inproc import START_ORDER, InProcessStack
 from tests.support.nats_server import NatsServer
 from tests.support.stack import demo_config
+from tradewire_common.cli.main import main
+from tradewire_common.config import load_config
 
 
 async def test_status_and_kill_switch_commands_drive_the_running_risk_service(

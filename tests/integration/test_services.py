@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.inproc import InProcessStack
+from tests.support.nats_server import NatsServer
+from tests.support.stack import demo_config
 from tradewire_common import subjects
 from tradewire_common.bus import Envelope, NatsBus
 from tradewire_common.config import Config, load_config
@@ -28,9 +31,6 @@ from tradewire_common.schemas import (
     Signal,
     SubmitOrder,
 )
-from tests.support.inproc import InProcessStack
-from tests.support.nats_server import NatsServer
-from tests.support.stack import demo_config
 
 pytestmark = pytest.mark.timeout(90)
 BTC = "BTCUSDT.BINANCE"
