@@ -6,14 +6,17 @@ and in the backtester without name clashes. Labels are bounded: never ids, price
 
 from __future__ import annotations
 
+import functools
 import re
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+@functools.lru_cache(maxsize=65536)
 def subject_class(subject: str) -> str:
     """A bounded label for a subject: its first two tokens (``md.bar``, ``ord.evt``)."""
     return ".".join(subject.split(".")[:2])
@@ -45,6 +48,21 @@ class ServiceMetrics:
         self.up = self.gauge("up_info", "1 while the service is ready")
         self.start_time = self.gauge("start_time_seconds", "Unix time the process started")
         self.start_time.set(time.time())
+        self._in_children: dict[str, Any] = {}
+        self._out_children: dict[str, Any] = {}
+
+    def count_in(self, subject: str) -> None:
+        """Count a delivered message (label children cached: this is on every message's path)."""
+        child = self._in_children.get(subject)
+        if child is None:
+            child = self._in_children[subject] = self.messages_in.labels(subject_class(subject))
+        child.inc()
+
+    def count_out(self, subject: str) -> None:
+        child = self._out_children.get(subject)
+        if child is None:
+            child = self._out_children[subject] = self.messages_out.labels(subject_class(subject))
+        child.inc()
 
     def _name(self, noun_unit: str) -> str:
         if not _NAME.match(noun_unit):

@@ -54,6 +54,7 @@ class Service:
         await self.bus.connect()
 
         async def answer_stats(_request: bytes) -> bytes:
+            self.bus.report_stats = True  # a lockstep driver is listening from now on
             return stats_reply(self.bus)
 
         await self.bus.serve(subjects.STATS, answer_stats)

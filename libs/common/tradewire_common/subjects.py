@@ -6,6 +6,7 @@ change a subject's shape: each such character becomes ``%XX`` (upper-case hex).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 _ESCAPE = {c: f"%{ord(c):02X}" for c in ".*>% \t\r\n"}
@@ -135,6 +136,7 @@ STREAMS: tuple[StreamSpec, ...] = (
 STATE_BUCKET = "tradewire_state"
 
 
+@functools.lru_cache(maxsize=65536)
 def matches(pattern: str, subject: str) -> bool:
     """NATS wildcard match: ``*`` one token, ``>`` one or more trailing tokens."""
     p = pattern.split(".")
@@ -149,6 +151,7 @@ def matches(pattern: str, subject: str) -> bool:
     return len(p) == len(s)
 
 
+@functools.lru_cache(maxsize=65536)
 def stream_for(subject: str) -> StreamSpec | None:
     """The stream that captures ``subject``, or None for core-NATS subjects."""
     for spec in STREAMS:
@@ -157,6 +160,7 @@ def stream_for(subject: str) -> StreamSpec | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_for_pattern(pattern: str) -> StreamSpec | None:
     """The stream that captures every subject a subscription ``pattern`` can match."""
     probe = ".".join("x" if tok in ("*", ">") else tok for tok in pattern.split("."))

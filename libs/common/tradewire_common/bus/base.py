@@ -86,8 +86,9 @@ class Bus(abc.ABC):
         self.instance = new_id()[:16]
         #: Set by the service once it is ready; reported with the counters.
         self.ready = False
-        #: Push counters on ``ctl.stats.report`` after each handled message (for lockstep replays).
-        self.report_stats = True
+        #: Push counters on ``ctl.stats.report`` after each handled message. Off until someone polls
+        #: ``ctl.stats`` (a lockstep replay driver), so live deployments do not pay for it.
+        self.report_stats = False
 
     # --- to implement -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -128,7 +129,7 @@ class Bus(abc.ABC):
     def _count_published(self, subject: str, *, duplicate: bool = False) -> None:
         if not duplicate and not subject.startswith("ctl.stats"):
             self.stats.published[subject] += 1
-        self.metrics.messages_out.labels(subject_class(subject)).inc()
+        self.metrics.count_out(subject)
 
     async def subscribe(
         self, subject: str, handler: Handler, *, queue: str | None = None, durable: str | None = None
@@ -148,7 +149,7 @@ class Bus(abc.ABC):
     ) -> Outcome:
         """Decode, run the handler, dead-letter what cannot be processed. Returns ACK or RETRY."""
         hdrs = dict(headers or {})
-        self.metrics.messages_in.labels(subject_class(subject)).inc()
+        self.metrics.count_in(subject)
         try:
             message = schemas.decode(data)
         except msgspec.DecodeError as exc:  # ValidationError is a subclass
