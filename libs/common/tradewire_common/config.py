@@ -73,7 +73,7 @@ class ReplaySource(Section, frozen=True):
 class DatafeedConfig(Section, frozen=True):
     replay: tuple[ReplaySource, ...] = ()
     #: ``"max"`` or a multiple of real time (e.g. ``60`` = one minute of bars per second).
-    speed: str = "max"
+    speed: str | float = "max"
     #: At ``max`` speed, wait for the whole pipeline to go quiet after each bar, so that results
     #: are deterministic (the same fills as a backtest), at some cost in throughput.
     lockstep: bool = True
