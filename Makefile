@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint clean distclean check-python
+.PHONY: install up test lint clean distclean check-python bench-install
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
@@ -28,7 +28,11 @@ install: check-python
 		echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)"; \
 		$(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
 	fi
-	$(UV) sync --frozen --group test $(if $(wildcard $(VENV)/pyvenv.cfg),,--python $(PYTHON))
+	$(UV) sync --frozen --inexact --group test $(if $(wildcard $(VENV)/pyvenv.cfg),,--python $(PYTHON))
+
+# The peers the benchmarks compare against (vectorbt, backtesting.py, backtrader); not needed by `make test`.
+bench-install: install
+	$(UV) sync --frozen --group test --group bench
 
 up: install
 	$(VENV)/bin/tradewire up $(ARGS)
