@@ -126,8 +126,13 @@ class InstrumentSpec(Section, frozen=True):
 
 
 class RiskConfig(Section, frozen=True):
-    #: ``fixed_fraction`` of equity per entry, or fractional ``kelly``.
-    sizing: Literal["fixed_fraction", "kelly"] = "fixed_fraction"
+    #: ``fixed_fraction`` of equity per entry, fractional ``kelly``, or ``all_in`` (all cash into
+    #: each entry, no position/exposure limits: for comparing with other backtesters only).
+    sizing: Literal["fixed_fraction", "kelly", "all_in"] = "fixed_fraction"
+    #: Expected execution costs that ``all_in`` sizing reserves for (fee and slippage bps, fixed fee).
+    cost_fee_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    cost_slippage_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    cost_fixed_fee: Decimal = Decimal(0)
     #: Fraction of equity per entry for ``fixed_fraction``.
     fraction: Fraction = 0.10
     #: Multiplier on the full Kelly fraction (0.5 = half Kelly).

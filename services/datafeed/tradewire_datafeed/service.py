@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from tradewire_common import subjects
 from tradewire_common.bus import Bus
-from tradewire_common.clock import Clock
+from tradewire_common.clock import Clock, SimulatedClock
 from tradewire_common.config import Config
 from tradewire_common.ids import derive_id, split_instrument_id
 from tradewire_common.lockstep import Lockstep
@@ -111,6 +111,8 @@ class DatafeedService(Service):
             if not max_speed and previous_ts is not None:
                 await asyncio.sleep(max(0, bar.ts_event - previous_ts) / 1e9 / speed)
             previous_ts = bar.ts_event
+            if isinstance(self.clock, SimulatedClock):  # backtests: time is the bars' time
+                self.clock.advance_to(max(self.clock.now_ns(), bar.ts_event))
             symbol, venue = split_instrument_id(bar.instrument_id)
             await self.bus.publish(
                 subjects.bar(venue, symbol, bar.interval),

@@ -59,7 +59,7 @@ from tradewire_common.schemas.base import DenyReason, OrderType, Side, TimeInFor
 from tradewire_common.schemas.orders import OrderDenied, SubmitOrder
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
-from tradewire_risk.sizing import fixed_fraction_quantity, kelly_fraction
+from tradewire_risk.sizing import all_in_quantity, fixed_fraction_quantity, kelly_fraction
 
 _ZERO = Decimal(0)
 
@@ -270,6 +270,8 @@ class RiskEngine:
                 f"Kelly fraction {fraction} (p={p}, b={b}, x{self._kelly_multiplier}) of equity "
                 f"{equity} at {price}"
             )
+        if self.config.sizing == "all_in":
+            return all_in_quantity(portfolio.cash, price, self.config, spec.quantity_step)
         qty = fixed_fraction_quantity(equity, price, self._fraction, spec.quantity_step)
         return qty, f"fraction {self._fraction} of equity {equity} at {price}"
 
@@ -283,6 +285,8 @@ class RiskEngine:
         now_ns: int,
     ) -> SubmitOrder | OrderDenied:
         """Clip the opening part to the position and exposure limits, check cash, submit."""
+        if self.config.sizing == "all_in":  # no limits by definition (comparison mode)
+            return self._submit(signal, now_ns, plan.side, plan.close_qty + plan.open_qty, reduce_only=False)
         price = signal.price
         equity = portfolio.equity
         step = spec.quantity_step

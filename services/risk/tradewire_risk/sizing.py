@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tradewire_common.config import RiskConfig
 from tradewire_common.numbers import quantize_down
 
 
@@ -65,3 +66,18 @@ def kelly_quantity(
     Zero when the edge is not positive.
     """
     return fixed_fraction_quantity(equity, price, kelly_fraction(p, b, multiplier), step)
+
+
+def all_in_quantity(cash: Decimal, price: Decimal, config: RiskConfig, step: Decimal) -> tuple[Decimal, str]:
+    """All cash into one entry, reserving the expected costs:
+
+    ``qty = (cash - fixed_fee) / (price * (1 + slippage) * (1 + fee_rate))``, rounded down to ``step``.
+    The same rule as the vectorized backtester's all-in mode, so both give the same trades.
+    """
+    fee_rate = Decimal(str(config.cost_fee_bps)) / 10_000
+    slippage = Decimal(str(config.cost_slippage_bps)) / 10_000
+    budget = cash - config.cost_fixed_fee
+    if budget <= 0:
+        return Decimal(0), f"all-in: cash {cash} does not cover the fixed fee {config.cost_fixed_fee}"
+    qty = quantize_down(budget / (price * (1 + slippage) * (1 + fee_rate)), step)
+    return qty, f"all-in: cash {cash} at {price}"

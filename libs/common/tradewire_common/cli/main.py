@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from tradewire_common.config import Config, ConfigError, config_to_toml_dict, load_config
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     schema_sub = schema.add_subparsers(dest="schema_command", required=True)
     dump = schema_sub.add_parser("dump", help="write the JSON Schema of every message")
     dump.add_argument("--output", "-o", help="file (default stdout)")
+    for ep in entry_points(group="tradewire.commands"):  # e.g. `backtest` from tradewire-backtest
+        ep.load()(sub)
     return parser
 
 
@@ -130,6 +133,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"tradewire: {exc}", file=sys.stderr)
             return 1
         return 0
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        code: int = handler(args)
+        return code
     raise AssertionError(args.command)
 
 

@@ -1,0 +1,72 @@
+"""``tradewire backtest``: one strategy over one bar file, in event or vector mode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tradewire_backtest.config import BacktestSpec, build_config
+
+
+def _param(text: str) -> tuple[str, int | float | str | bool]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--param expects KEY=VALUE, got {text!r}")
+    value: int | float | str | bool
+    if raw.lower() in ("true", "false"):
+        value = raw.lower() == "true"
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                value = raw
+    return key, value
+
+
+def register(sub: Any) -> None:
+    """Add the ``backtest`` subcommand to the ``tradewire`` parser (entry point)."""
+    p = sub.add_parser("backtest", help="backtest a strategy on a bar file (event or vector mode)")
+    p.add_argument("--data", required=True, type=Path, help="CSV/JSON/Feather/Parquet OHLCV file")
+    p.add_argument("--strategy", default="sma_cross")
+    p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE")
+    p.add_argument("--cash", type=Decimal, default=Decimal(10_000))
+    p.add_argument("--fee-bps", type=float, default=10.0)
+    p.add_argument("--fixed-fee", type=Decimal, default=Decimal(0))
+    p.add_argument("--slippage-bps", type=float, default=0.0)
+    p.add_argument("--fill", choices=("close", "next_open"), default="close")
+    p.add_argument("--sizing", choices=("all-in", "risk"), default="risk",
+                   help="all-in: all equity per entry, fractional units, no risk limits (for comparisons)")
+    p.add_argument("--mode", choices=("event", "vector"), default="event")
+    p.add_argument("--instrument", default="", help="instrument id (default: FILESTEM.BACKTEST)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.add_argument("--report", type=Path, help="write a self-contained HTML report")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tradewire_backtest.runner import run_backtest
+
+    spec = BacktestSpec(
+        data=args.data, strategy=args.strategy, params=dict(args.param), cash=args.cash, fee_bps=args.fee_bps,
+        fixed_fee=args.fixed_fee, slippage_bps=args.slippage_bps, fill=args.fill, sizing=args.sizing,
+        instrument_id=args.instrument,
+    )
+    try:
+        build_config(spec)  # validates the strategy parameters and the choices up front
+        outcome = run_backtest(spec, mode=args.mode, report=args.report)
+    except (ValueError, LookupError, FileNotFoundError) as exc:
+        print(f"tradewire backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(outcome))
+    else:
+        for key, value in outcome.items():
+            print(f"{key:>24}: {value}")
+    return 0
