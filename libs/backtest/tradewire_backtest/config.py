@@ -43,6 +43,10 @@ class BacktestSpec:
     def instrument(self) -> str:
         if self.instrument_id:
             return self.instrument_id
+        if str(self.data).startswith("catalog:"):
+            from tradewire_datafeed.catalog import parse_entry_name
+
+            return parse_entry_name(str(self.data))[0]
         symbol = re.sub(r"[^A-Za-z0-9_-]+", "_", self.data.stem).strip("_").upper() or "ASSET"
         return f"{symbol}.{VENUE}"
 

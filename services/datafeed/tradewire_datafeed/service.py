@@ -26,7 +26,8 @@ from tradewire_common.ids import derive_id, split_instrument_id
 from tradewire_common.lockstep import Lockstep
 from tradewire_common.schemas import Bar, ReplayCompleted, ReplayStarted
 from tradewire_common.service import Service
-from tradewire_datafeed.readers import read_bar_file, to_bars
+from tradewire_datafeed.catalog import read_source
+from tradewire_datafeed.readers import to_bars
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def load_replay(config: Config) -> list[Bar]:
     """Every configured source's bars, merged in event-time order (ties by instrument)."""
     streams: list[list[Bar]] = []
     for source in config.datafeed.replay:
-        series = read_bar_file(Path(source.path), limit=source.limit)
+        series = read_source(source.path, limit=source.limit)
         streams.append(to_bars(series, source.instrument_id, interval=source.interval or None))
     merged = list(heapq.merge(*streams, key=lambda b: (b.ts_event, b.instrument_id)))
     return [msgspec.structs.replace(bar, seq=i) for i, bar in enumerate(merged)]
