@@ -35,9 +35,9 @@ def test_catalog_names_are_accepted_where_bar_files_are(tmp_path: Path, monkeypa
     monkeypatch.setenv("TRADEWIRE_CATALOG", str(tmp_path))
     Catalog().write("GOOG.NASDAQ", read_bar_file(GOOG))
     assert len(read_source("catalog:GOOG.NASDAQ/1d", limit=100).records) == 100
-    with pytest.raises(FileNotFoundError, match="catalog:GOOG.NASDAQ/5m"):
+    with pytest.raises(FileNotFoundError, match=r"catalog:GOOG\.NASDAQ/5m"):
         read_source("catalog:GOOG.NASDAQ/5m")
-    with pytest.raises(ValueError, match="SYMBOL.VENUE/interval"):
+    with pytest.raises(ValueError, match=r"SYMBOL\.VENUE/interval"):
         parse_entry_name("catalog:GOOG")
 
 
