@@ -16,7 +16,7 @@ from tradewire_common.config import Config
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import Bar, Signal, StrategyError
 from tradewire_common.service import Service
-from tradewire_signals import sma_cross as _builtin  # noqa: F401  (registers built-in strategies)
+from tradewire_signals import breakout, rsi_reversion, sma_cross  # noqa: F401  (register built-ins)
 from tradewire_signals.strategy import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
