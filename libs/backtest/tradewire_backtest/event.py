@@ -110,6 +110,8 @@ async def run_event_async(config: Config, *, work_dir: Path | None = None) -> Ev
             for name in START_ORDER:
                 bus = MemoryBus(name, broker, clock=clock, max_deliver=config.bus.max_deliver)
                 service = service_factory(name)(config, bus, clock)
+                if hasattr(service, "inline_store"):
+                    service.inline_store = True
                 await service.start()
                 services[name] = service
             feed = cast(Any, services["datafeed"])
@@ -117,8 +119,8 @@ async def run_event_async(config: Config, *, work_dir: Path | None = None) -> Ev
                 await asyncio.sleep(0.005)
             elapsed = (feed.finished_at or time.monotonic()) - (feed.started_at or time.monotonic())
             ledger = cast(Any, services["ledger"])
-            fills = await asyncio.to_thread(ledger.store.load_fills)
-            curve = await asyncio.to_thread(ledger.store.equity_curve, 100_000_000)
+            fills = ledger.store.load_fills()
+            curve = ledger.store.equity_curve(100_000_000)
             summary = await ledger.summary()
             bars = feed.bars
         finally:

@@ -53,8 +53,9 @@ class Service:
     async def start(self) -> None:
         await self.bus.connect()
 
-        async def answer_stats(_request: bytes) -> bytes:
-            self.bus.report_stats = True  # a lockstep driver is listening from now on
+        async def answer_stats(request: bytes) -> bytes:
+            if request == b"report":
+                self.bus.report_stats = True  # a lockstep driver is listening from now on
             return stats_reply(self.bus)
 
         await self.bus.serve(subjects.STATS, answer_stats)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
@@ -35,6 +36,7 @@ from tradewire_ledger.accounting import Portfolio
 from tradewire_ledger.store import LedgerStore, open_store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DURABLE_SUBJECTS: tuple[tuple[str, str], ...] = (
     (subjects.ALL_SIGNALS, "ledger-signals"),
@@ -55,6 +57,8 @@ class LedgerService(Service):
                  store: LedgerStore | None = None) -> None:
         super().__init__(config, bus, clock=clock)
         self._store = store
+        #: Call the store inline instead of in a thread (set by the backtester).
+        self.inline_store = False
         lc = config.ledger
         self.portfolio = Portfolio(lc.account, lc.starting_cash, lc.currency)
         self.executing_venues = {v.name for v in config.execution.venues}
@@ -72,6 +76,13 @@ class LedgerService(Service):
         self.unrealized = m.gauge("unrealized_pnl_value", "Unrealised PnL")
         self.exposure = m.gauge("gross_exposure_value", "Gross exposure")
 
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store call: in a worker thread (services), or inline (backtests, where the
+        event loop has nothing else to do and the thread hop would dominate)."""
+        if self.inline_store:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
     @property
     def store(self) -> LedgerStore:
         assert self._store is not None, "ledger store not opened"
@@ -79,8 +90,8 @@ class LedgerService(Service):
 
     async def on_start(self) -> None:
         if self._store is None:
-            self._store = await asyncio.to_thread(open_store, self.config.ledger)
-        fills = await asyncio.to_thread(self.store.load_fills)
+            self._store = await self._db(open_store, self.config.ledger)
+        fills = await self._db(self.store.load_fills)
         lc = self.config.ledger
         self.portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, fills)
         log.info("ledger open: %d fills replayed into the portfolio", len(fills))
@@ -90,7 +101,7 @@ class LedgerService(Service):
 
     async def on_stop(self) -> None:
         if self._store is not None:
-            await asyncio.to_thread(self._store.close)
+            await self._db(self._store.close)
 
     async def on_record(self, envelope: Envelope) -> None:
         message = envelope.message
@@ -104,14 +115,14 @@ class LedgerService(Service):
             if isinstance(message, ReplayCompleted):
                 self.replay[kind]["bars"] = message.bars
         if isinstance(message, OrderFilled):
-            new = await asyncio.to_thread(self.store.record_fill, message, envelope.subject)
+            new = await self._db(self.store.record_fill, message, envelope.subject)
             if new:
                 self.portfolio.apply_fill(message)
                 if self.first_fill_wall_s is None:
                     self.first_fill_wall_s = time.time()
                 await self.publish_snapshot(force=True)
         else:
-            new = await asyncio.to_thread(self.store.record, message, envelope.subject)
+            new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
 
     async def on_bar(self, envelope: Envelope) -> None:
@@ -144,7 +155,7 @@ class LedgerService(Service):
             message_id=derive_id("pf", self.config.ledger.account, self.portfolio.as_of, self.portfolio.fills),
             ts_init=now,
         )
-        await asyncio.to_thread(self.store.append_equity, snap)
+        await self._db(self.store.append_equity, snap)
         await self.bus.publish(subjects.PORTFOLIO_SNAPSHOT, snap)
         self.equity.set(float(snap.equity))
         self.cash.set(float(snap.cash))
@@ -159,7 +170,7 @@ class LedgerService(Service):
         now = self.clock.now_ns()
         snap = self.portfolio.snapshot(message_id=derive_id("summary", now), ts_init=now)
         start = self.config.ledger.starting_cash
-        counts = {name: await asyncio.to_thread(count, name) for name in (
+        counts = {name: await self._db(count, name) for name in (
             "SubmitOrder", "OrderFilled", "OrderDenied", "Signal", "DeadLetter", "StrategyError")}
         return_pct = (snap.equity / start - 1) * 100 if start else Decimal(0)
         return {
@@ -196,19 +207,19 @@ class LedgerService(Service):
 
         @app.get("/v1/orders")
         async def orders(limit: int = 100, strategy_id: str | None = None) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(self.store.list_orders, min(limit, 10_000), strategy_id)
+            return await self._db(self.store.list_orders, min(limit, 10_000), strategy_id)
 
         @app.get("/v1/fills")
         async def fills(limit: int = 100) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(self.store.list_fills, min(limit, 100_000))
+            return await self._db(self.store.list_fills, min(limit, 100_000))
 
         @app.get("/v1/equity")
         async def equity(limit: int = 1000) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(self.store.equity_curve, min(limit, 1_000_000))
+            return await self._db(self.store.equity_curve, min(limit, 1_000_000))
 
         @app.get("/v1/dead-letters")
         async def dead_letters(limit: int = 100) -> list[dict[str, Any]]:
-            return await asyncio.to_thread(self.store.dead_letters, min(limit, 10_000))
+            return await self._db(self.store.dead_letters, min(limit, 10_000))
 
 
 def build(config: Config, bus: Bus, clock: Clock | None = None) -> LedgerService:

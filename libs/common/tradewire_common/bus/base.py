@@ -117,6 +117,10 @@ class Bus(abc.ABC):
     async def serve(self, subject: str, responder: Responder) -> Subscription:
         """Answer core request/reply on ``subject`` (control plane); a None answer sends nothing."""
 
+    async def wait_idle(self, timeout: float) -> bool | None:
+        """Wait until nothing is in flight anywhere, if this bus can know that (None: it cannot)."""
+        return None
+
     @abc.abstractmethod
     async def gather(self, subject: str, data: bytes, *, expected: int, timeout: float) -> list[bytes]:
         """Scatter a request, gather up to ``expected`` replies within ``timeout``."""

@@ -53,9 +53,22 @@ class MemoryBroker:
             if sub.queue:
                 groups.setdefault(sub.queue, []).append(sub)
             else:
+                sub.pending += 1
                 sub.queue_in.put_nowait((subject, data, headers, reply))
         for members in groups.values():
-            members[next(self._rr) % len(members)].queue_in.put_nowait((subject, data, headers, reply))
+            member = members[next(self._rr) % len(members)]
+            member.pending += 1
+            member.queue_in.put_nowait((subject, data, headers, reply))
+
+    def quiet(self) -> bool:
+        """Nothing queued or being handled anywhere (control-plane subjects aside)."""
+        for sub in self.core_subs:
+            if sub.pending and not sub.pattern.startswith(("ctl.", "_INBOX.")):
+                return False
+        for stream in self.streams.values():
+            if any(cursor < len(stream.messages) for cursor in stream.cursors.values()):
+                return False
+        return True
 
     def store(self, stream: _Stream, subject: str, data: bytes, headers: dict[str, str]) -> bool:
         """Append to the stream; False when the ``Nats-Msg-Id`` was seen (a dropped duplicate)."""
@@ -75,6 +88,8 @@ class _CoreSub(Subscription):
         self.pattern = pattern
         self.queue = queue
         self.queue_in: asyncio.Queue[tuple[str, bytes, dict[str, str], str]] = asyncio.Queue()
+        #: delivered but not yet handled
+        self.pending = 0
         self.task: asyncio.Task[None] | None = None
 
     async def unsubscribe(self) -> None:
@@ -134,6 +149,7 @@ class MemoryBus(Bus):
                     try:
                         await self.dispatch(subject, handler, subj, data, headers, 1)
                     finally:
+                        sub.pending -= 1
                         sub.queue_in.task_done()
 
             sub.task = asyncio.create_task(run_core(), name=f"{self.service}:{subject}")
@@ -196,6 +212,7 @@ class MemoryBus(Bus):
                     if reply and answer is not None:
                         self.broker.publish_core(reply, answer, {})
                 finally:
+                    sub.pending -= 1
                     sub.queue_in.task_done()
 
         sub.task = asyncio.create_task(run())
@@ -224,3 +241,13 @@ class MemoryBus(Bus):
         finally:
             self.broker.core_subs.remove(sub)
         return replies
+
+    async def wait_idle(self, timeout: float) -> bool | None:
+        """Until the whole in-memory broker is quiet (exact: it sees every queue and cursor)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.broker.quiet():
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0)
+        return True
