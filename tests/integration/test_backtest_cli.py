@@ -1,0 +1,53 @@
+"""`tradewire backtest`: the JSON summary, the report, bad input, and one code path with the services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tradewire_common.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+GOOG = REPO / "data" / "ohlcv" / "backtesting.py" / "GOOG.csv"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    assert main(["backtest", *args]) == 0
+    out: dict[str, object] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    return out
+
+
+def test_event_backtest_prints_the_summary_fields_on_the_last_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    summary = _run(capsys, "--data", str(GOOG), "--strategy", "sma_cross", "--param", "fast=10", "--param",
+                   "slow=30", "--cash", "10000", "--fee-bps", "10", "--fill", "close", "--sizing", "all-in",
+                   "--mode", "event", "--json", "--report", str(report))
+    for key in ("bars", "trades", "final_equity", "total_return", "max_drawdown", "sharpe", "elapsed_s"):
+        assert key in summary
+    assert summary["bars"] == 2148
+    assert summary["trades"] == 33
+    assert abs(float(summary["final_equity"]) / 10_000 - 1 - float(summary["total_return"])) < 1e-12  # type: ignore[arg-type]
+    html = report.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "http" not in html.split("</style>")[0]
+
+
+@pytest.mark.parametrize("strategy", ["rsi_reversion", "breakout"])
+def test_every_shipped_strategy_backtests_in_event_mode(strategy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = _run(capsys, "--data", str(GOOG), "--strategy", strategy, "--sizing", "all-in", "--json")
+    assert int(summary["trades"]) > 5  # type: ignore[call-overload]
+
+
+def test_bad_parameters_and_bad_files_fail_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["backtest", "--data", str(GOOG), "--param", "fast=40", "--json"]) == 2
+    assert "fast (40) must be below slow (30)" in capsys.readouterr().err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,open,high,low,close,volume\n2020-01-01,1,2,0.5,1,10\n2020-01-02,1,0.5,2,1,10\n")
+    assert main(["backtest", "--data", str(bad), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "row 2" in err
