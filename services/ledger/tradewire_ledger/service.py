@@ -66,6 +66,10 @@ class LedgerService(Service):
         self.exec_watermarks: dict[str, int] = {}
         self.marked_venues: set[str] = set()
         self.first_fill_wall_s: float | None = None
+        #: ``(client_order_id, trade_id)`` of every fill applied to the portfolio
+        self._applied: set[tuple[str, str]] = set()
+        #: ``as_of`` of the latest snapshot published
+        self._published_as_of = 0
         self.replay: dict[str, Any] = {}
         m = self.metrics
         self.recorded = m.counter("messages_recorded_total", "Messages stored", ("type",))
@@ -94,6 +98,7 @@ class LedgerService(Service):
         fills = await self._db(self.store.load_fills)
         lc = self.config.ledger
         self.portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, fills)
+        self._applied = {(f.client_order_id, f.trade_id) for f in fills}
         log.info("ledger open: %d fills replayed into the portfolio", len(fills))
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
         for subject, durable in DURABLE_SUBJECTS:
@@ -116,7 +121,11 @@ class LedgerService(Service):
                 self.replay[kind]["bars"] = message.bars
         if isinstance(message, OrderFilled):
             new = await self._db(self.store.record_fill, message, envelope.subject)
-            if new:
+            key = (message.client_order_id, message.trade_id)
+            # not only when new: an earlier attempt may have committed and then failed (a lost
+            # commit acknowledgement), so the redelivery finds it stored but never applied
+            if key not in self._applied:
+                self._applied.add(key)
                 self.portfolio.apply_fill(message)
                 if self.first_fill_wall_s is None:
                     self.first_fill_wall_s = time.time()
@@ -147,6 +156,9 @@ class LedgerService(Service):
         wm = self.watermark()
         if wm > self.portfolio.as_of:
             self.portfolio.advance(wm)
+        # compared with what was published, not with as_of alone: if storing or publishing the
+        # snapshot failed, the retried message must still get it out (risk waits for it)
+        if self.portfolio.as_of > self._published_as_of:
             await self.publish_snapshot(force=True)
 
     async def publish_snapshot(self, *, force: bool = False) -> None:
@@ -157,6 +169,7 @@ class LedgerService(Service):
         )
         await self._db(self.store.append_equity, snap)
         await self.bus.publish(subjects.PORTFOLIO_SNAPSHOT, snap)
+        self._published_as_of = max(self._published_as_of, snap.as_of)
         self.equity.set(float(snap.equity))
         self.cash.set(float(snap.cash))
         self.realized.set(float(snap.realized_pnl))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Annotated
 
 from msgspec import Meta
 
 from tradewire_common.schemas import Bar, Side
-from tradewire_signals.strategy import Intent, Strategy, StrategyParams, register
+from tradewire_signals.strategy import EXACT, Intent, Strategy, StrategyParams, register
 
 
 class RsiReversionParams(StrategyParams, frozen=True):
@@ -42,11 +42,12 @@ class RsiReversion(Strategy[RsiReversionParams]):
     def _sums(self, closes: deque[Decimal]) -> tuple[Decimal, Decimal] | None:
         values = list(closes)
         gains = losses = Decimal(0)
-        for a, b in itertools.pairwise(values):
-            if b > a:
-                gains += b - a
-            else:
-                losses += a - b
+        with localcontext(EXACT):
+            for a, b in itertools.pairwise(values):
+                if b > a:
+                    gains += b - a
+                else:
+                    losses += a - b
         return None if gains + losses == 0 else (gains, losses)
 
     def on_bar(self, bar: Bar) -> Intent | None:
@@ -61,10 +62,11 @@ class RsiReversion(Strategy[RsiReversionParams]):
             return None
         g, l_ = now
         pg, pl = prev
-        below_now = 100 * g < self._lower * (g + l_)
-        below_prev = 100 * pg < self._lower * (pg + pl)
-        above_now = 100 * g > self._upper * (g + l_)
-        above_prev = 100 * pg > self._upper * (pg + pl)
+        with localcontext(EXACT):
+            below_now = 100 * g < self._lower * (g + l_)
+            below_prev = 100 * pg < self._lower * (pg + pl)
+            above_now = 100 * g > self._upper * (g + l_)
+            above_prev = 100 * pg > self._upper * (pg + pl)
         rsi = float(100 * g / (g + l_))
         if below_now and not below_prev:
             return Intent(Side.BUY, min(1.0, (float(self._lower) - rsi) / float(self._lower) + 0.5),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tradewire_common import subjects
+from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
@@ -67,7 +67,9 @@ class SignalsService(Service):
                     win_probability=intent.win_probability,
                     payoff_ratio=intent.payoff_ratio,
                 )
-            except (ValueError, TypeError) as exc:
+                # the constructor checks values but not types: make sure it is a valid wire message
+                schemas.decode_as(schemas.encode(signal), Signal)
+            except Exception as exc:  # a bad intent is the strategy's fault, like raising
                 await self.report_error(strategy, bar, exc)
                 continue
             await self.bus.publish(subjects.signal(strategy.strategy_id), signal)

@@ -7,13 +7,13 @@ scaled), recomputed from the window each bar, so no running-sum rounding can eve
 from __future__ import annotations
 
 from collections import deque
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Annotated
 
 from msgspec import Meta
 
 from tradewire_common.schemas import Bar, Side
-from tradewire_signals.strategy import Intent, Strategy, StrategyParams, register
+from tradewire_signals.strategy import EXACT, Intent, Strategy, StrategyParams, register
 
 
 class SmaCrossParams(StrategyParams, frozen=True):
@@ -41,10 +41,11 @@ class SmaCross(Strategy[SmaCrossParams]):
         if len(closes) < p.slow:
             return None
         window = list(closes)
-        fast_sum = sum(window[-p.fast :], Decimal(0))
-        slow_sum = sum(window, Decimal(0))
-        # sign(fast_sma - slow_sma) without division: fast_sum/fast vs slow_sum/slow
-        diff = fast_sum * p.slow - slow_sum * p.fast
+        with localcontext(EXACT):
+            fast_sum = sum(window[-p.fast :], Decimal(0))
+            slow_sum = sum(window, Decimal(0))
+            # sign(fast_sma - slow_sma) without division: fast_sum/fast vs slow_sum/slow
+            diff = fast_sum * p.slow - slow_sum * p.fast
         sign = (diff > 0) - (diff < 0)
         prev = self._prev_sign.get(bar.instrument_id)
         self._prev_sign[bar.instrument_id] = sign

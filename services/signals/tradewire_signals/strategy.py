@@ -9,9 +9,10 @@ their parameters as a frozen msgspec Struct so bad parameters fail at start nami
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -19,6 +20,11 @@ import msgspec
 
 from tradewire_common.config import StrategyConfig
 from tradewire_common.schemas import Bar, Side
+
+#: A decimal context for exact sums, differences and products of prices (``localcontext(EXACT)``):
+#: the default context rounds to 28 significant digits, which can make two different sums equal
+#: or flip a comparison. Never divide under it (a non-terminating quotient raises ``Inexact``).
+EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact])
 
 
 class StrategyParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -75,7 +81,13 @@ def register(kind: str) -> Callable[[S], S]:
     return deco
 
 
+#: Modules of the built-in strategies (they register themselves on import).
+BUILTIN_MODULES = ("tradewire_signals.breakout", "tradewire_signals.rsi_reversion", "tradewire_signals.sma_cross")
+
+
 def strategy_class(kind: str) -> type[Strategy[Any]]:
+    for module in BUILTIN_MODULES:  # known without importing the service first
+        importlib.import_module(module)
     if kind not in _REGISTRY:
         for ep in entry_points(group="tradewire.strategies"):
             if ep.name == kind:
@@ -83,7 +95,8 @@ def strategy_class(kind: str) -> type[Strategy[Any]]:
     try:
         return _REGISTRY[kind]
     except KeyError:
-        raise LookupError(f"unknown strategy kind {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        known = set(_REGISTRY) | {ep.name for ep in entry_points(group="tradewire.strategies")}
+        raise LookupError(f"unknown strategy kind {kind!r}; known: {', '.join(sorted(known))}") from None
 
 
 def build_strategy(config: StrategyConfig, index: int = 0) -> Strategy[Any]:
