@@ -112,6 +112,11 @@ class LedgerService(Service):
         message = envelope.message
         kind = type(message).__name__
         if isinstance(message, ExecutionWatermark):
+            if message.instrument_id and message.close is not None:
+                # the bar's mark, durable: covers a bar this ledger missed while restarting
+                self.portfolio.mark(message.instrument_id, message.close, message.ts_event + 1)
+                self.bar_watermark = max(self.bar_watermark, message.ts_event)
+                self.marked_venues.add(message.venue)
             self.exec_watermarks[message.venue] = max(self.exec_watermarks.get(message.venue, 0), message.ts_event)
             await self.publish_snapshot_if_advanced()
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from tradewire_common.schemas.base import Message, TradingState
 
 
@@ -33,9 +35,15 @@ class DeadLetter(Message, frozen=True, tag="DeadLetter"):
 
 
 class ExecutionWatermark(Message, frozen=True, tag="ExecutionWatermark"):
-    """Execution has published every order event for ``venue`` up to event time ``ts_event``."""
+    """Execution has published every order event for ``venue`` up to event time ``ts_event``.
+
+    When caused by a bar it also carries that bar's instrument and close, so the ledger can mark
+    the position from this durable, ordered stream even if it missed the (core NATS) bar itself.
+    """
 
     venue: str
+    instrument_id: str = ""
+    close: Decimal | None = None
 
 
 class ReplayStarted(Message, frozen=True, tag="ReplayStarted"):
