@@ -5,9 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
-from tradewire_common.config import PaperConfig
+from tradewire_common import subjects
+from tradewire_common.bus import Envelope, MemoryBroker, MemoryBus
+from tradewire_common.config import Config, ExecutionConfig, PaperConfig, VenueConfig
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
     Bar,
@@ -25,6 +28,7 @@ from tradewire_common.schemas import (
     TimeInForce,
 )
 from tradewire_execution.paper import PaperVenue
+from tradewire_execution.service import ExecutionService, state_key
 from tradewire_execution.venue import VenueAdapter
 
 VENUE = "PAPER"
@@ -450,3 +454,220 @@ async def test_same_inputs_give_identical_events(fill_at: str) -> None:
         return events
 
     assert await run() == await run()
+
+
+# --- state across restarts ------------------------------------------------------------------------
+
+
+def restored(v: PaperVenue, **config: Any) -> PaperVenue:
+    """A fresh venue (as after a restart) loaded with ``v``'s exported state."""
+    again = venue(**config)
+    again.restore_state(v.export_state())
+    return again
+
+
+async def test_a_partially_filled_order_continues_identically_after_export_and_restore() -> None:
+    config: dict[str, Any] = {"max_volume_share": 0.5, "quantity_step": Decimal("0.1"), "fee_bps": 10.0}
+    later = [bar(2, "101", volume="3"), bar(3, "102", volume="1"), bar(4, "103")]
+    kept = venue(**config)
+    await kept.submit(order(quantity="4"), NOW)
+    (first,) = fills(await feed(kept, bar(0, "100"), bar(1, "100", volume="3")))
+    assert (first.last_qty, first.leaves_qty) == (Decimal("1.5"), Decimal("2.5"))
+
+    again = restored(kept, **config)
+    assert again.open_orders() == kept.open_orders() == ["tw-1"]
+    assert again.export_state() == kept.export_state()
+
+    continued = await feed(again, *later)
+    assert continued == await feed(kept, *later)
+    got = [(f.last_qty, f.partial, f.leaves_qty, f.trade_id) for f in fills(continued)]
+    assert [g[:3] for g in got] == [
+        (Decimal("1.5"), True, Decimal("1.0")),
+        (Decimal("0.5"), True, Decimal("0.5")),
+        (Decimal("0.5"), False, Decimal("0")),
+    ]
+    assert first.trade_id not in {g[3] for g in got}
+    assert again.open_orders() == []
+
+
+async def test_an_order_waiting_for_its_next_bar_survives_a_restore() -> None:
+    v = venue(slippage_bps=2.0)
+    await feed(v, bar(0, "100"))
+    await v.submit(order(signal_bar=0), NOW)
+
+    again = restored(v, slippage_bps=2.0)
+    assert again.open_orders() == ["tw-1"]
+    assert await feed(again, bar(0, "100")) == []  # a bar already seen is still a duplicate
+    (fill,) = fills(await feed(again, bar(1, "110")))
+    assert (fill.last_qty, fill.last_px, fill.partial) == (Decimal("2"), Decimal("110.022"), False)
+
+
+async def test_a_duplicate_client_order_id_after_restore_is_still_ignored() -> None:
+    v = venue(max_volume_share=0.5)
+    await v.submit(order("tw-open", quantity="3"), NOW)
+    await v.submit(order("tw-done", quantity="0.5"), NOW)
+    await feed(v, bar(1, "100", volume="2"))
+    assert v.open_orders() == ["tw-open"]
+
+    again = restored(v, max_volume_share=0.5)
+    assert await again.submit(order("tw-open", quantity="3"), NOW) == []
+    assert await again.submit(order("tw-done", quantity="0.5"), NOW) == []
+    assert again.open_orders() == ["tw-open"]
+    (fill,) = fills(await feed(again, bar(2, "100", volume="2")))
+    assert (fill.client_order_id, fill.last_qty, fill.leaves_qty) == ("tw-open", Decimal("1"), Decimal("1"))
+
+
+async def test_a_late_order_after_restore_fills_on_the_restored_bars_as_before() -> None:
+    v = venue(slippage_bps=3.0)
+    await feed(v, bar(0, "100"), bar(1, "101"), bar(2, "102"))
+
+    late = await restored(v, slippage_bps=3.0).submit(order(signal_bar=0), NOW)
+    assert late == await v.submit(order(signal_bar=0), NOW)
+    (fill,) = fills(late)
+    assert (fill.ts_event, fill.last_px) == (T0 + MINUTE, Decimal("101") * Decimal("1.0003"))
+
+
+async def test_a_day_order_keeps_its_expiry_across_a_restore() -> None:
+    v = venue()
+    day = 86_400 * 1_000_000_000
+    start = (T0 // day) * day + day - 2 * MINUTE
+    first = bar(0, "100")
+    await v.submit(order(limit="50", tif=TimeInForce.DAY), NOW)
+    revision = v.state_revision
+    assert await feed(v, Bar(**{**_fields(first), "ts_event": start, "seq": 1})) == []
+    assert v.state_revision > revision  # the first eligible bar fixed the expiry
+
+    again = restored(v)
+    (expired,) = await feed(again, Bar(**{**_fields(first), "ts_event": start + 2 * MINUTE, "seq": 2}))
+    assert isinstance(expired, OrderExpired)
+
+
+async def test_exported_state_is_bounded() -> None:
+    v = PaperVenue(VENUE, PaperConfig(fee_bps=0.0), export_bars=2, export_ids=2)
+    await feed(v, *(bar(i, str(100 + i)) for i in range(5)))
+    await v.submit(order("tw-open", signal_bar=4), NOW)
+    for i in range(3):
+        await v.submit(order(f"tw-{i}", signal_bar=0), NOW)  # filled at once from the history
+
+    again = PaperVenue(VENUE, PaperConfig(fee_bps=0.0))
+    again.restore_state(v.export_state())
+    assert again.last_bar_ts(INSTRUMENT) == T0 + 4 * MINUTE
+    assert again.open_orders() == ["tw-open"]
+    # the two newest ids and the open order's are remembered; the oldest closed one is not
+    assert await again.submit(order("tw-open", signal_bar=4), NOW) == []
+    assert await again.submit(order("tw-2", signal_bar=0), NOW) == []
+    assert await again.submit(order("tw-1", signal_bar=0), NOW) == []
+    # an order older than the bars kept matches the oldest kept bar (as with a bounded history)
+    _, fill = await again.submit(order("tw-0", signal_bar=0), NOW)
+    assert isinstance(fill, OrderFilled)
+    assert fill.ts_event == T0 + 3 * MINUTE
+
+
+async def test_state_revision_moves_only_when_orders_change() -> None:
+    v = venue(max_volume_share=0.5)
+    await feed(v, bar(0, "100"))
+    assert v.state_revision == 0  # bars alone do not move it
+    await v.submit(order(quantity="3"), NOW)
+    accepted = v.state_revision
+    assert accepted > 0
+    await v.submit(order(quantity="3"), NOW)
+    assert v.state_revision == accepted  # a duplicate changes nothing
+    await feed(v, bar(1, "100", volume="2"))
+    partly = v.state_revision
+    assert partly > accepted
+    await feed(v, bar(2, "100", volume="0"))
+    assert v.state_revision == partly  # no fill on this bar
+    await v.cancel(cancel(at_bar=3), NOW)
+    assert v.state_revision > partly
+
+
+def test_restore_refuses_foreign_or_unknown_state() -> None:
+    state = msgspec.json.decode(venue().export_state())
+    with pytest.raises(ValueError, match="OTHER"):
+        PaperVenue("OTHER", PaperConfig()).restore_state(venue().export_state())
+    with pytest.raises(ValueError, match="version"):
+        venue().restore_state(msgspec.json.encode({**state, "version": 99}))
+    with pytest.raises(ValueError):
+        venue().restore_state(b"not json")
+
+
+def test_venue_adapters_have_no_state_by_default() -> None:
+    class Remote(VenueAdapter):
+        name = "REMOTE"
+
+        async def submit(self, order: SubmitOrder, now_ns: int) -> list[OrderEvent]:
+            return []
+
+        async def cancel(self, command: CancelOrder, now_ns: int) -> list[OrderEvent]:
+            return []
+
+        async def on_bar(self, bar: Bar, now_ns: int) -> list[OrderEvent]:
+            return []
+
+        def open_orders(self) -> list[str]:
+            return []
+
+    remote = Remote()
+    assert remote.export_state() == b""
+    remote.restore_state(b"")
+    assert remote.state_revision == 0
+
+
+# --- the execution service keeps the paper venue's state in the KV bucket -------------------------
+
+
+class FlakyKvBus(MemoryBus):
+    """A memory bus whose first KV put fails (a broker hiccup)."""
+
+    failures = 1
+
+    async def kv_put(self, key: str, value: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("kv unavailable")
+        await super().kv_put(key, value)
+
+
+async def test_execution_service_saves_before_the_ack_and_a_restarted_one_resumes() -> None:
+    broker = MemoryBroker()
+    config = Config(
+        execution=ExecutionConfig(venues=(VenueConfig(name=VENUE),), paper=PaperConfig(max_volume_share=0.5))
+    )
+    events: list[OrderEvent] = []
+
+    async def collect(envelope: Envelope) -> None:
+        assert isinstance(envelope.message, OrderEvent)
+        events.append(envelope.message)
+
+    probe = MemoryBus("probe", broker)
+    await probe.subscribe(subjects.order_event("sma"), collect, durable="probe")
+    flaky = FlakyKvBus("execution", broker)
+    first = ExecutionService(config, flaky)
+    await first.start()
+    await probe.publish(subjects.order_command(VENUE), order(quantity="3"))
+    assert await probe.wait_idle(5)
+    # the failed save left the command unacknowledged; its redelivery saved the state
+    assert flaky.failures == 0
+    assert state_key(VENUE) in broker.kv
+    await probe.publish(subjects.bar(VENUE, "BTCUSDT", "1m"), bar(1, "100", volume="2"))
+    assert await probe.wait_idle(5)
+    await first.stop()
+
+    second = ExecutionService(config, MemoryBus("execution", broker))
+    await second.start()
+    assert second.venues[VENUE].open_orders() == ["tw-1"]
+    await probe.publish(subjects.order_command(VENUE), order(quantity="3"))  # a duplicate
+    await probe.publish(subjects.bar(VENUE, "BTCUSDT", "1m"), bar(2, "100", volume="4"))
+    assert await probe.wait_idle(5)
+    await second.stop()
+
+    got = [(f.last_qty, f.leaves_qty) for f in fills(events)]
+    assert got == [(Decimal("1"), Decimal("2")), (Decimal("2"), Decimal("0"))]
+    assert [type(e).__name__ for e in events if not isinstance(e, OrderFilled)] == [
+        "OrderSubmitted", "OrderAccepted"
+    ]
+
+
+def test_state_keys_are_valid_kv_keys() -> None:
+    assert state_key("BINANCE") == "paper.BINANCE.state"
+    assert state_key("my venue.x") == "paper.my=20venue=2Ex.state"

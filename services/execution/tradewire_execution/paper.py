@@ -36,14 +36,26 @@ Identifiers are derived, so a restart replaying the same inputs yields the same 
 ``venue_order_id = derive_id("vo", client_order_id)[:16]``,
 ``trade_id = derive_id("trade", client_order_id, bar.ts_event)[:20]`` (one fill per order per bar),
 message ids ``derive_id(<event type>, client_order_id, trade_id or "")``.
+
+**State across restarts.** :meth:`PaperVenue.export_state` returns the venue's state as msgspec
+JSON (the working orders with their filled quantities and match cursors, the newest remembered
+client order ids, and the last ``export_bars`` bars per instrument, enough for orders arriving a
+little late); :meth:`PaperVenue.restore_state` loads it into a fresh venue, which then continues
+exactly as the exporting one would have. ``state_revision`` is bumped whenever something that must
+survive a restart changed (an order accepted, rejected, filled or closed, or matched for the first
+time); new bars and the cursor of an order a bar did not fill do not bump it (re-matching such a bar
+after a restart fills nothing again). The execution service stores the state in the KV bucket.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from tradewire_common.config import PaperConfig
 from tradewire_common.ids import derive_id, split_instrument_id
@@ -83,6 +95,13 @@ _DAY_NS = 86_400 * 1_000_000_000
 DEFAULT_HISTORY = 10_000
 #: Client order ids remembered for de-duplication (open orders are always remembered).
 DEFAULT_SEEN_IDS = 100_000
+#: Bars per instrument kept in the exported state (late orders match against them after a restart).
+DEFAULT_EXPORT_BARS = 64
+#: Newest client order ids kept in the exported state (plus those of all open orders). A restarted
+#: service sees again only commands it had not acknowledged, which are the newest.
+DEFAULT_EXPORT_IDS = 1_000
+#: Version of the exported state's layout.
+STATE_VERSION = 1
 
 
 class _History:
@@ -95,6 +114,8 @@ class _History:
         self.times: list[int] = []
         #: Event time of the newest bar dropped to respect ``limit`` (None: nothing dropped).
         self.dropped_until: int | None = None
+        #: Exported bars, encoded once each (by event time; bars never change once stored).
+        self._encoded: dict[int, msgspec.Raw] = {}
 
     def add(self, bar: Bar) -> bool:
         """Insert ``bar`` in order; False if a bar with its event time is already stored."""
@@ -113,6 +134,22 @@ class _History:
     def after(self, ts: int) -> list[Bar]:
         """Stored bars with ``ts_event > ts``, oldest first."""
         return self.bars[bisect.bisect_right(self.times, ts) :]
+
+    def export(self, count: int) -> _HistoryState:
+        """The newest ``count`` bars, for the exported state."""
+        bars = self.bars[-count:]
+        cache = self._encoded
+        if len(cache) > 2 * count:
+            cache = self._encoded = {b.ts_event: cache[b.ts_event] for b in bars if b.ts_event in cache}
+        rows = []
+        for bar in bars:
+            raw = cache.get(bar.ts_event)
+            if raw is None:
+                raw = cache[bar.ts_event] = msgspec.Raw(msgspec.json.encode(_BarRow.of(bar)))
+            rows.append(raw)
+        omitted = len(self.bars) - len(bars)
+        dropped_until = self.times[omitted - 1] if omitted else self.dropped_until
+        return _HistoryState(bars[0].instrument_id, self.interval, rows, dropped_until)
 
 
 @dataclass
@@ -139,6 +176,61 @@ class _Working:
         return (self.order.ts_event, self.order.client_order_id)
 
 
+# --- exported state (msgspec JSON; additive changes only, or bump STATE_VERSION) ---------------
+
+
+class _BarRow(msgspec.Struct, frozen=True, array_like=True):
+    """A stored bar without its instrument and interval (those are its history's)."""
+
+    id: str
+    ts_event: int
+    ts_init: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    seq: int
+    correlation_id: str
+
+    @classmethod
+    def of(cls, bar: Bar) -> _BarRow:
+        return cls(bar.id, bar.ts_event, bar.ts_init, bar.open, bar.high, bar.low, bar.close, bar.volume,
+                   bar.seq, bar.correlation_id)
+
+    def bar(self, instrument_id: str, interval: str) -> Bar:
+        return Bar(id=self.id, ts_event=self.ts_event, ts_init=self.ts_init, correlation_id=self.correlation_id,
+                   instrument_id=instrument_id, interval=interval, open=self.open, high=self.high, low=self.low,
+                   close=self.close, volume=self.volume, seq=self.seq)
+
+
+class _HistoryState(msgspec.Struct, frozen=True):
+    instrument_id: str
+    interval: str
+    #: Encoded ``_BarRow`` objects, oldest first.
+    bars: list[msgspec.Raw]
+    #: Event time of the newest bar not kept (None: none was dropped).
+    dropped_until: int | None = None
+
+
+class _OrderState(msgspec.Struct, frozen=True):
+    order: SubmitOrder
+    cursor: int
+    filled: Decimal
+    worked: bool
+    expires_at: int | None = None
+
+
+class _VenueState(msgspec.Struct, frozen=True):
+    version: int
+    venue: str
+    #: Working orders, oldest first.
+    orders: list[_OrderState]
+    #: Remembered client order ids, oldest first.
+    seen: list[str]
+    histories: list[_HistoryState]
+
+
 class PaperVenue(VenueAdapter):
     """A simulated venue filling orders from bars (see the module docstring for the rules)."""
 
@@ -153,13 +245,19 @@ class PaperVenue(VenueAdapter):
         *,
         history: int = DEFAULT_HISTORY,
         remember_ids: int = DEFAULT_SEEN_IDS,
+        export_bars: int = DEFAULT_EXPORT_BARS,
+        export_ids: int = DEFAULT_EXPORT_IDS,
     ) -> None:
-        if history < 1 or remember_ids < 1:
-            raise ValueError("history and remember_ids must be positive")
+        if min(history, remember_ids, export_bars, export_ids) < 1:
+            raise ValueError("history, remember_ids, export_bars and export_ids must be positive")
         self.name = name
         self.config = config
         self._history_limit = history
         self._remember_ids = remember_ids
+        self._export_bars = export_bars
+        self._export_ids = export_ids
+        #: Bumped when state that must survive a restart changed (see the module docstring).
+        self.state_revision = 0
         self._slippage = Decimal(str(config.slippage_bps)) / _BPS
         self._fee_rate = Decimal(str(config.fee_bps)) / _BPS
         share = Decimal(str(config.max_volume_share))
@@ -179,6 +277,7 @@ class PaperVenue(VenueAdapter):
             log.info("paper %s: duplicate client order id %s ignored", self.name, coid)
             return []
         self._remember(coid)
+        self.state_revision += 1
         reason = self._reject_reason(order)
         if reason:
             log.warning("paper %s: rejected %s: %s", self.name, coid, reason)
@@ -282,6 +381,61 @@ class PaperVenue(VenueAdapter):
         working = [w for orders in self._open.values() for w in orders.values()]
         return [w.order.client_order_id for w in sorted(working, key=_Working.sort_key)]
 
+    def export_state(self) -> bytes:
+        """The working orders, the newest ``export_ids`` remembered client order ids (and those of
+        all open orders) and the last ``export_bars`` bars per instrument, as msgspec JSON."""
+        working = sorted((w for orders in self._open.values() for w in orders.values()), key=_Working.sort_key)
+        newest = list(itertools.islice(reversed(self._seen), self._export_ids))[::-1]
+        kept = set(newest)
+        # open orders' ids are always remembered; older ones go first to keep the oldest-first order
+        seen = [w.order.client_order_id for w in working if w.order.client_order_id not in kept] + newest
+        histories = [h.export(self._export_bars) for _, h in sorted(self._bars.items()) if h.bars]
+        state = _VenueState(
+            version=STATE_VERSION,
+            venue=self.name,
+            orders=[_OrderState(w.order, w.cursor, w.filled, w.worked, w.expires_at) for w in working],
+            seen=seen,
+            histories=histories,
+        )
+        return msgspec.json.encode(state)
+
+    def restore_state(self, data: bytes) -> None:
+        """Replace this venue's orders, remembered ids and bars by ``export_state`` output.
+
+        Raises ``ValueError`` (``msgspec.DecodeError`` is one) for data it cannot load: not a paper
+        venue state, another layout version, or another venue's state.
+        """
+        state = msgspec.json.decode(data, type=_VenueState)
+        if state.version != STATE_VERSION:
+            raise ValueError(f"paper venue state version {state.version} is not {STATE_VERSION}")
+        if state.venue != self.name:
+            raise ValueError(f"paper venue state of {state.venue!r} cannot be loaded into {self.name!r}")
+        bars: dict[str, _History] = {}
+        for h in state.histories:
+            history = bars[h.instrument_id] = _History(self._history_limit, h.interval)
+            for raw in h.bars:
+                history.add(msgspec.json.decode(raw, type=_BarRow).bar(h.instrument_id, h.interval))
+            if h.dropped_until is not None:
+                history.dropped_until = max(h.dropped_until, history.dropped_until or h.dropped_until)
+        open_orders: dict[str, dict[str, _Working]] = {}
+        for o in state.orders:
+            coid = o.order.client_order_id
+            open_orders.setdefault(o.order.instrument_id, {})[coid] = _Working(
+                order=o.order,
+                venue_order_id=derive_id("vo", coid)[:16],
+                cursor=o.cursor,
+                filled=o.filled,
+                worked=o.worked,
+                expires_at=o.expires_at,
+            )
+        self._bars = bars
+        self._open = open_orders
+        self._seen = dict.fromkeys(state.seen)
+        for orders in open_orders.values():
+            for coid in orders:
+                self._seen.setdefault(coid, None)
+        self.state_revision += 1
+
     # --- queries ------------------------------------------------------------------------------
 
     def last_bar_ts(self, instrument_id: str) -> int | None:
@@ -305,6 +459,8 @@ class PaperVenue(VenueAdapter):
         order = working.order
         tif = order.time_in_force
         first = not working.worked
+        if first:
+            self.state_revision += 1  # DAY orders fix their expiry, IOC/FOK orders close
         working.worked = True
         working.cursor = bar.ts_event
         if tif is TimeInForce.DAY:
@@ -327,6 +483,7 @@ class PaperVenue(VenueAdapter):
         if quote is not None and qty > 0:
             price, liquidity = quote
             working.filled += qty
+            self.state_revision += 1
             leaves = working.leaves
             trade_id = derive_id("trade", order.client_order_id, bar.ts_event)[:20]
             events.append(
@@ -407,6 +564,7 @@ class PaperVenue(VenueAdapter):
 
     def _close(self, working: _Working) -> None:
         working.closed = True
+        self.state_revision += 1
         orders = self._open.get(working.order.instrument_id)
         if orders is not None:
             orders.pop(working.order.client_order_id, None)

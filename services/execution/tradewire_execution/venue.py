@@ -20,6 +20,12 @@ adapters (ccxt, alpaca, ...) follow the same contract:
   de-duplicate executions on; use the venue's own execution id when it has one.
 * **Times.** ``ts_event`` is when the fact happened at the venue (for the paper venue: the event
   time of the bar that filled), ``ts_init`` is ``now_ns``, and ``correlation_id`` is the order's.
+* **State across restarts.** A simulated venue *is* the venue, so its working orders would vanish
+  with the process: it exports its state (:meth:`VenueAdapter.export_state`), the service stores
+  it before acknowledging the command that changed it and loads it back on start
+  (:meth:`VenueAdapter.restore_state`). Real venues keep the defaults (nothing to export): the
+  venue holds the truth, and :meth:`VenueAdapter.start` reconciles with it (open orders, fills
+  missed while down) instead.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ class VenueAdapter(abc.ABC):
     name: str
     #: What the adapter supports (see the ``CAP_*`` names), e.g. ``{"market", "limit"}``.
     capabilities: frozenset[str] = frozenset()
+    #: Bumped whenever state that :meth:`export_state` returns changed in a way that must survive a
+    #: restart; the service saves the state when it moved. Stays 0 for adapters without state.
+    state_revision: int = 0
 
     @abc.abstractmethod
     async def submit(self, order: SubmitOrder, now_ns: int) -> list[OrderEvent]:
@@ -82,6 +91,20 @@ class VenueAdapter(abc.ABC):
 
     async def start(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Connect and load state (e.g. open orders) before the first call. No-op by default."""
+
+    def export_state(self) -> bytes:
+        """State to keep across restarts (``b""``: none, the default).
+
+        Only simulated venues have any: a real venue's orders live at the venue, and a restarted
+        adapter reconciles with it in :meth:`start` instead of restoring a snapshot.
+        """
+        return b""
+
+    def restore_state(self, data: bytes) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Load what :meth:`export_state` returned, before :meth:`start` and the first call.
+
+        Raises ``ValueError`` for data it cannot load. No-op by default.
+        """
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections. No-op by default; safe to call twice."""
