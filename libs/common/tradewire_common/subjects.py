@@ -110,6 +110,8 @@ ALL_DEAD_LETTERS = "dlq.*"
 # --- control plane (core NATS request/reply) ---------------------------------------------------
 REPLAY = "ctl.replay"
 STATS = "ctl.stats"
+#: Request/reply: the ledger answers with its latest PortfolioSnapshot (risk asks at start).
+PORTFOLIO_REQUEST = "ctl.portfolio"
 #: Every service pushes its counters here after each handled message (lockstep replays listen).
 STATS_REPORT = "ctl.stats.report"
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI
 
-from tradewire_common import subjects
+from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
@@ -70,6 +70,7 @@ class LedgerService(Service):
         self._applied: set[tuple[str, str]] = set()
         #: ``as_of`` of the latest snapshot published
         self._published_as_of = 0
+        self._last_snapshot: bytes | None = None
         self.replay: dict[str, Any] = {}
         m = self.metrics
         self.recorded = m.counter("messages_recorded_total", "Messages stored", ("type",))
@@ -101,12 +102,17 @@ class LedgerService(Service):
         self._applied = {(f.client_order_id, f.trade_id) for f in fills}
         log.info("ledger open: %d fills replayed into the portfolio", len(fills))
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
+        await self.bus.serve(subjects.PORTFOLIO_REQUEST, self.answer_portfolio)
         for subject, durable in DURABLE_SUBJECTS:
             await self.bus.subscribe(subject, self.on_record, durable=durable)
 
     async def on_stop(self) -> None:
         if self._store is not None:
             await self._db(self._store.close)
+
+    async def answer_portfolio(self, _request: bytes) -> bytes | None:
+        """The latest published snapshot, for a (re)starting risk service; empty before the first."""
+        return self._last_snapshot or b""
 
     async def on_record(self, envelope: Envelope) -> None:
         message = envelope.message
@@ -174,6 +180,7 @@ class LedgerService(Service):
         )
         await self._db(self.store.append_equity, snap)
         await self.bus.publish(subjects.PORTFOLIO_SNAPSHOT, snap)
+        self._last_snapshot = schemas.encode(snap)
         self._published_as_of = max(self._published_as_of, snap.as_of)
         self.equity.set(float(snap.equity))
         self.cash.set(float(snap.cash))

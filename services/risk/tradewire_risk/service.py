@@ -16,7 +16,7 @@ import msgspec
 from fastapi import FastAPI, HTTPException
 from msgspec import Meta
 
-from tradewire_common import subjects
+from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
@@ -66,6 +66,17 @@ class RiskService(Service):
         self._set_state_gauges()
         log.info("trading state %s (%s)", self.state.state, self.state.reason)
         await self.bus.subscribe(subjects.PORTFOLIO_SNAPSHOT, self.on_snapshot)
+        # a restarted risk service must not wait for the next bar to know the account
+        for raw in await self.bus.gather(subjects.PORTFOLIO_REQUEST, b"", expected=1, timeout=1.0):
+            if not raw:
+                continue  # the ledger has no snapshot yet
+            try:
+                snap = schemas.decode(raw)
+            except msgspec.DecodeError:
+                log.warning("ignoring an undecodable portfolio reply")
+                continue
+            if isinstance(snap, PortfolioSnapshot) and (self.snapshot is None or snap.as_of >= self.snapshot.as_of):
+                self.snapshot = snap
         await self.bus.subscribe(subjects.ALL_SIGNALS, self.on_signal, durable="risk-signals")
 
     def _set_state_gauges(self) -> None:
