@@ -21,11 +21,7 @@ PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    root = tmp_path_factory.mktemp("nats")
-    (root / "store").mkdir()
-    (root / "ports").mkdir()
-    server = NatsServer(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
-    server.start()
+    server = NatsServer.started_in(tmp_path_factory.mktemp("nats") / "server")
     try:
         yield server
     finally:
@@ -58,11 +54,7 @@ def postgres_dsn() -> Iterator[str]:
 @pytest.fixture
 def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
     """A nats-server of this test's own (streams and durable consumers start empty)."""
-    root = tmp_path / "nats"
-    (root / "store").mkdir(parents=True)
-    (root / "ports").mkdir()
-    server = NatsServer(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
-    server.start()
+    server = NatsServer.started_in(tmp_path / "nats")
     try:
         yield server
     finally:

@@ -137,11 +137,7 @@ def model() -> RefResult:
 @pytest.fixture
 def second_nats(tmp_path: Path) -> Iterator[NatsServer]:
     """Another broker of this test's own, for a second pipeline run from scratch."""
-    root = tmp_path / "nats-second"
-    (root / "store").mkdir(parents=True)
-    (root / "ports").mkdir()
-    server = NatsServer(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
-    server.start()
+    server = NatsServer.started_in(tmp_path / "nats-second")
     try:
         yield server
     finally:

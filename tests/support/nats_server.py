@@ -23,6 +23,15 @@ def find_nats_server() -> str:
 class NatsServer:
     """One nats-server process; the first start picks free ports, restarts keep them and the store."""
 
+    @classmethod
+    def started_in(cls, root: Path) -> NatsServer:
+        """A started server keeping its store, ports file and log under ``root``."""
+        (root / "store").mkdir(parents=True)
+        (root / "ports").mkdir()
+        server = cls(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
+        server.start()
+        return server
+
     def __init__(self, store_dir: Path, ports_dir: Path, log_path: Path) -> None:
         self.store_dir = store_dir
         self.ports_dir = ports_dir

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import numpy as np
 
 from tradewire_common.bus import MemoryBroker, MemoryBus
@@ -100,8 +101,6 @@ async def run_event_async(config: Config, *, work_dir: Path | None = None) -> Ev
         ledger_config = LedgerConfig(backend="sqlite", path=str(base / "ledger.db"),
                                      account=config.ledger.account, starting_cash=config.ledger.starting_cash,
                                      currency=config.ledger.currency)
-        import msgspec
-
         config = msgspec.structs.replace(config, ledger=ledger_config)
         broker = MemoryBroker()
         clock = SimulatedClock()

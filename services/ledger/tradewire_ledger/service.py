@@ -17,6 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import msgspec
 from fastapi import FastAPI
 
 from tradewire_common import schemas, subjects
@@ -140,7 +141,7 @@ class LedgerService(Service):
                 self.portfolio.apply_fill(message)
                 if self.first_fill_wall_s is None:
                     self.first_fill_wall_s = time.time()
-                await self.publish_snapshot(force=True)
+                await self.publish_snapshot()
         else:
             new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
@@ -170,9 +171,9 @@ class LedgerService(Service):
         # compared with what was published, not with as_of alone: if storing or publishing the
         # snapshot failed, the retried message must still get it out (risk waits for it)
         if self.portfolio.as_of > self._published_as_of:
-            await self.publish_snapshot(force=True)
+            await self.publish_snapshot()
 
-    async def publish_snapshot(self, *, force: bool = False) -> None:
+    async def publish_snapshot(self) -> None:
         now = self.clock.now_ns()
         snap = self.portfolio.snapshot(
             message_id=derive_id("pf", self.config.ledger.account, self.portfolio.as_of, self.portfolio.fills),
@@ -225,8 +226,6 @@ class LedgerService(Service):
         async def positions() -> dict[str, Any]:
             now = self.clock.now_ns()
             snap = self.portfolio.snapshot(message_id=derive_id("positions", now), ts_init=now)
-            import msgspec
-
             body: dict[str, Any] = msgspec.to_builtins(snap)
             return body
 
