@@ -34,6 +34,10 @@ class Side(enum.StrEnum):
 class OrderType(enum.StrEnum):
     MARKET = "MARKET"
     LIMIT = "LIMIT"
+    #: Becomes a market order once the price trades through ``trigger_price``.
+    STOP_MARKET = "STOP_MARKET"
+    #: Becomes a limit order at ``limit_price`` once the price trades through ``trigger_price``.
+    STOP_LIMIT = "STOP_LIMIT"
 
 
 class TimeInForce(enum.StrEnum):

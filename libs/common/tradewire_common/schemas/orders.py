@@ -23,15 +23,35 @@ class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
     reduce_only: bool = False
     #: The signal that caused this order.
     signal_id: str = ""
+    #: Stop orders (``STOP_MARKET``, ``STOP_LIMIT``): the price whose trading through triggers them
+    #: (a BUY stop triggers at or above it, a SELL stop at or below it).
+    trigger_price: Decimal | None = None
+    #: Attached exits (a bracket): once this order fills, the venue protects the filled quantity with
+    #: a stop loss and/or a take profit, as fractions of the average fill price (0.02 = 2 %), one
+    #: cancelling the other. Venues without native brackets have them emulated.
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.quantity, "quantity")
-        if self.order_type is OrderType.LIMIT:
+        kind = self.order_type
+        name = kind.value.lower().replace("_", "-")
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             if self.limit_price is None:
-                raise ValueError("limit order needs limit_price")
+                raise ValueError(f"{name} order needs limit_price")
             check_positive(self.limit_price, "limit_price")
         elif self.limit_price is not None:
-            raise ValueError("market order must not carry limit_price")
+            raise ValueError(f"{name} order must not carry limit_price")
+        if kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
+            if self.trigger_price is None:
+                raise ValueError(f"{name} order needs trigger_price")
+            check_positive(self.trigger_price, "trigger_price")
+        elif self.trigger_price is not None:
+            raise ValueError(f"{name} order must not carry trigger_price")
+        for name in ("stop_loss_pct", "take_profit_pct"):
+            value = getattr(self, name)
+            if value is not None and not (value.is_finite() and 0 < value < 1):
+                raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
 
 
 class CancelOrder(Message, frozen=True, tag="CancelOrder"):

@@ -27,6 +27,9 @@ class Signal(Message, frozen=True, tag="Signal"):
     #: Optional edge estimate for Kelly sizing: win probability and win/loss ratio.
     win_probability: float | None = None
     payoff_ratio: Decimal | None = None
+    #: Exits to attach to the entry, as fractions of the entry price (override risk's defaults).
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.price, "price")
@@ -38,6 +41,10 @@ class Signal(Message, frozen=True, tag="Signal"):
             check_positive(self.payoff_ratio, "payoff_ratio")
         if self.target is not None and not (self.target.is_finite() and -1 <= self.target <= 1):
             raise ValueError(f"target must be within -1..1, got {self.target}")
+        for name in ("stop_loss_pct", "take_profit_pct"):
+            value = getattr(self, name)
+            if value is not None and not (value.is_finite() and 0 < value < 1):
+                raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
 
 
 class StrategyError(Message, frozen=True, tag="StrategyError"):
