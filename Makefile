@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install up test lint clean distclean check-python bench-install
+.PHONY: install up test lint clean distclean check-python bench-install ops-tools
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
@@ -45,8 +45,12 @@ RUN_LINT = status=0; \
 lint: install
 	@$(RUN_LINT); exit $$status
 
+# The real operations tools the deploy tests run (promtool, Alertmanager, compose, ...); see tools/ops.
+ops-tools: install
+	@for script in tools/ops/install-*.sh; do [ -e "$$script" ] || continue; bash "$$script" || echo "warning: $$script failed" >&2; done
+
 # Lint first, but always run the whole pytest suite; fail if either failed.
-test: install
+test: install ops-tools
 	@$(RUN_LINT); \
 	[ $$status = 0 ] || echo "make test: lint FAILED (running pytest anyway)" >&2; \
 	echo "+ $(PY) -m pytest $(PYTEST_ARGS)"; $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
