@@ -76,17 +76,19 @@ def reference(signals: list[int], o: list[Fraction], h: list[Fraction], lo: list
                        pos.side * (fill - pos.entry_px) * pos.qty - fees, fees))
         pos = None
 
-    def open_at(ref_px: Fraction, side: int, qty: Fraction, j: int, signal_idx: int) -> None:
+    def open_at(ref_px: Fraction, side: int, qty: Fraction, j: int, signal_idx: int, flip: bool) -> None:
         nonlocal cash, pos
         fill = buy_or_sell(ref_px, side)
-        fee = qty * fill * k.fee_rate + k.fixed_fee
+        # a flip (close, then open the other way) is one order with one fixed fee, paid by its close
+        fee = qty * fill * k.fee_rate + (0 if flip else k.fixed_fee)
         cash -= side * qty * fill + fee
         pos = Position(side, qty, fill, fee, j, signal_idx)
 
-    def all_in(budget: Fraction, ref_px: Fraction) -> Fraction:
-        if budget - k.fixed_fee <= 0:
+    def all_in(budget: Fraction, ref_px: Fraction, flip: bool) -> Fraction:
+        fixed = 0 if flip else k.fixed_fee
+        if budget - fixed <= 0:
             return Fraction(0)
-        qty = (budget - k.fixed_fee) / (ref_px * (1 + k.slippage) * (1 + k.fee_rate))
+        qty = (budget - fixed) / (ref_px * (1 + k.slippage) * (1 + k.fee_rate))
         return Fraction(math.floor(qty)) if k.whole_units else qty
 
     n = len(c)
@@ -96,7 +98,7 @@ def reference(signals: list[int], o: list[Fraction], h: list[Fraction], lo: list
             if closing:
                 close_at(o[j], j)
             if side:
-                open_at(o[j], side, qty, j, signal_idx)
+                open_at(o[j], side, qty, j, signal_idx, closing)
             pending = None
         if pos is not None and j > pos.signal_idx and (k.stop_loss or k.take_profit):
             level: Fraction | None = None
@@ -131,9 +133,9 @@ def reference(signals: list[int], o: list[Fraction], h: list[Fraction], lo: list
                 if close_it:
                     close_at(c[j], j)
                 if open_side:
-                    qty = all_in(cash, c[j])
+                    qty = all_in(cash, c[j], close_it)
                     if qty > 0:
-                        open_at(c[j], open_side, qty, j, j)
+                        open_at(c[j], open_side, qty, j, j, close_it)
             elif j + 1 < n:
                 qty = Fraction(0)
                 if open_side:
@@ -142,7 +144,7 @@ def reference(signals: list[int], o: list[Fraction], h: list[Fraction], lo: list
                         assert pos is not None
                         fill = buy_or_sell(c[j], -pos.side)
                         budget += pos.side * pos.qty * fill - (pos.qty * fill * k.fee_rate + k.fixed_fee)
-                    qty = all_in(budget, c[j])
+                    qty = all_in(budget, c[j], close_it)
                 pending = (close_it, open_side if qty > 0 else 0, qty, j)
         curve.append(cash + (pos.side * pos.qty * c[j] if pos is not None else 0))
     final = cash + (pos.side * pos.qty * c[-1] if pos is not None else 0)

@@ -43,6 +43,16 @@ def register(sub: Any) -> None:
     p.add_argument("--fill", choices=("close", "next_open"), default="close")
     p.add_argument("--sizing", choices=("all-in", "risk"), default="risk",
                    help="all-in: all equity per entry, fractional units, no risk limits (for comparisons)")
+    p.add_argument("--long-short", action="store_true", help="short too: opposite signals flip the position")
+    p.add_argument("--whole-units", action="store_true", help="trade whole units only")
+    p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
+    p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
+    p.add_argument("--latency-ms", type=int, default=0, help="order latency after the signal bar (event mode)")
+    p.add_argument("--maker-fee-bps", type=float, default=None, help="fee of resting limit fills (default: --fee-bps)")
+    p.add_argument("--impact", type=float, default=0.0,
+                   help="square-root impact coefficient: slippage += K * sqrt(qty / bar volume) (event mode)")
+    p.add_argument("--volume-share", type=float, default=1.0,
+                   help="fill at most this share of a bar's volume per bar (event mode; 1 = no cap)")
     p.add_argument("--mode", choices=("event", "vector"), default="event")
     p.add_argument("--instrument", default="", help="instrument id (default: FILESTEM.BACKTEST)")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -53,12 +63,14 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tradewire_backtest.runner import run_backtest
 
-    spec = BacktestSpec(
-        data=args.data, strategy=args.strategy, params=dict(args.param), cash=args.cash, fee_bps=args.fee_bps,
-        fixed_fee=args.fixed_fee, slippage_bps=args.slippage_bps, fill=args.fill, sizing=args.sizing,
-        instrument_id=args.instrument,
-    )
     try:
+        spec = BacktestSpec(
+            data=args.data, strategy=args.strategy, params=dict(args.param), cash=args.cash, fee_bps=args.fee_bps,
+            fixed_fee=args.fixed_fee, slippage_bps=args.slippage_bps, fill=args.fill, sizing=args.sizing,
+            instrument_id=args.instrument, long_short=args.long_short, whole_units=args.whole_units,
+            stop_loss=args.stop_loss, take_profit=args.take_profit, latency_ms=args.latency_ms,
+            maker_fee_bps=args.maker_fee_bps, impact=args.impact, volume_share=args.volume_share,
+        )
         build_config(spec)  # validates the strategy parameters and the choices up front
         outcome = run_backtest(spec, mode=args.mode, report=args.report)
     except (ValueError, LookupError, FileNotFoundError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,6 +40,56 @@ class BacktestSpec:
     fill: Literal["close", "next_open"] = "close"
     sizing: Literal["all-in", "risk"] = "risk"
     instrument_id: str = ""
+    #: Go short too: an opposite signal flips the position (all-in) or opens a short when flat.
+    long_short: bool = False
+    #: Trade whole units only (quantities rounded down to 1).
+    whole_units: bool = False
+    #: Exits attached to every entry, as fractions of the entry fill price (0 = none).
+    stop_loss: float = 0.0
+    take_profit: float = 0.0
+    #: Order latency: the order reaches the simulated venue this long after the signal bar closes.
+    latency_ms: int = 0
+    #: Maker fee for resting limit fills (None: the taker ``fee_bps``).
+    maker_fee_bps: float | None = None
+    #: Square-root market impact coefficient (0: fixed ``slippage_bps`` only).
+    impact: float = 0.0
+    #: At most this share of a bar's volume fills per bar (1: no cap).
+    volume_share: float = 1.0
+    #: Use only the first ``limit`` bars of the data (0: all).
+    limit: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("fee_bps", "slippage_bps", "stop_loss", "take_profit", "impact"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.maker_fee_bps is not None and not (math.isfinite(self.maker_fee_bps) and self.maker_fee_bps >= 0):
+            raise ValueError(f"maker_fee_bps must be a finite number >= 0, got {self.maker_fee_bps}")
+        if self.stop_loss >= 1 or self.take_profit >= 1:
+            raise ValueError("stop_loss and take_profit are fractions below 1 (0.02 = 2 %)")
+        if self.limit < 0:
+            raise ValueError(f"limit must be >= 0, got {self.limit}")
+        if self.latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+        if not 0 < self.volume_share <= 1:
+            raise ValueError(f"volume_share must be within (0, 1], got {self.volume_share}")
+        if not self.cash.is_finite() or self.cash <= 0:
+            raise ValueError(f"cash must be positive, got {self.cash}")
+        if not self.fixed_fee.is_finite() or self.fixed_fee < 0:
+            raise ValueError(f"fixed_fee must be >= 0, got {self.fixed_fee}")
+
+    def vector_unsupported(self) -> list[str]:
+        """The options only event mode simulates (vector mode refuses them rather than ignore them)."""
+        unsupported = []
+        if self.sizing != "all-in":
+            unsupported.append("--sizing risk (vector mode sizes all-in only)")
+        if self.latency_ms:
+            unsupported.append("--latency-ms")
+        if self.impact:
+            unsupported.append("--impact")
+        if self.volume_share < 1:
+            unsupported.append("--volume-share")
+        return unsupported
 
     def instrument(self) -> str:
         if self.instrument_id:
@@ -57,7 +108,7 @@ def build_config(spec: BacktestSpec, base: Config | None = None) -> Config:
     iid = spec.instrument()
     venue = iid.rpartition(".")[2]
     all_in = spec.sizing == "all-in"
-    step = ALL_IN_STEP if all_in else Decimal("0.000001")
+    step = Decimal(1) if spec.whole_units else ALL_IN_STEP if all_in else Decimal("0.000001")
     risk = RiskConfig(
         sizing="all_in" if all_in else base.risk.sizing,
         fraction=base.risk.fraction,
@@ -67,13 +118,18 @@ def build_config(spec: BacktestSpec, base: Config | None = None) -> Config:
         cost_fee_bps=spec.fee_bps,
         cost_slippage_bps=spec.slippage_bps,
         cost_fixed_fee=spec.fixed_fee,
+        allow_short=spec.long_short,
+        reverse_on_opposite=spec.long_short,
+        stop_loss_pct=spec.stop_loss,
+        take_profit_pct=spec.take_profit,
         instruments=(InstrumentSpec(id=iid, quantity_step=step, min_quantity=step),),
     )
     return Config(
         bus=base.bus,
         http=base.http,
         logging=base.logging,
-        datafeed=DatafeedConfig(replay=(ReplaySource(path=str(spec.data), instrument_id=iid),), speed="max",
+        datafeed=DatafeedConfig(replay=(ReplaySource(path=str(spec.data), instrument_id=iid, limit=spec.limit),),
+                                speed="max",
                                 lockstep=True),
         signals=SignalsConfig(strategies=(StrategyConfig(id=_strategy_id(spec.strategy), kind=spec.strategy,
                                                          instruments=(iid,), params=spec.params),)),
@@ -81,7 +137,10 @@ def build_config(spec: BacktestSpec, base: Config | None = None) -> Config:
         execution=ExecutionConfig(
             venues=(VenueConfig(name=venue),),
             paper=PaperConfig(fill_at=spec.fill, slippage_bps=spec.slippage_bps, fee_bps=spec.fee_bps,
-                              max_volume_share=1.0, quantity_step=step),
+                              maker_fee_bps=spec.maker_fee_bps, fee_per_order=spec.fixed_fee,
+                              slippage_model="sqrt_impact" if spec.impact else "fixed_bps",
+                              impact_coefficient=spec.impact, latency_ms=spec.latency_ms,
+                              max_volume_share=spec.volume_share, quantity_step=step),
         ),
         ledger=LedgerConfig(starting_cash=spec.cash),
     )

@@ -58,28 +58,36 @@ class EventResult:
 
 
 def trades_from_fills(fills: Sequence[OrderFilled], bar_index: dict[int, int]) -> list[Trade]:
-    """Pair fills into round trips by following the signed position through zero."""
+    """Pair fills into round trips by following the signed position through zero.
+
+    A fill that crosses zero (a flip: close, then open the other way in one order) is split: the
+    part up to flat closes the round trip, the rest opens the next one; its fee is shared between
+    the two parts in proportion to their quantities.
+    """
     trades: list[Trade] = []
     position = Decimal(0)
     entry: dict[str, Any] | None = None
     for fill in fills:
-        signed = fill.last_qty if fill.side is Side.BUY else -fill.last_qty
         idx = bar_index.get(fill.ts_event, -1)
-        if entry is None:
-            entry = {"idx": idx, "side": 1 if signed > 0 else -1, "qty": Decimal(0), "cost": Decimal(0),
-                     "exit_qty": Decimal(0), "exit_value": Decimal(0), "fees": Decimal(0)}
-        same_way = (signed > 0) == (entry["side"] > 0)
-        if same_way:
-            entry["qty"] += abs(signed)
-            entry["cost"] += abs(signed) * fill.last_px
-        else:
-            entry["exit_qty"] += abs(signed)
-            entry["exit_value"] += abs(signed) * fill.last_px
-        entry["fees"] += fill.fee
-        position += signed
-        if position == 0:
-            trades.append(_close_trade(entry, idx))
-            entry = None
+        sign = 1 if fill.side is Side.BUY else -1
+        remaining = fill.last_qty
+        while remaining > 0:
+            if entry is None:
+                entry = {"idx": idx, "side": sign, "qty": Decimal(0), "cost": Decimal(0),
+                         "exit_qty": Decimal(0), "exit_value": Decimal(0), "fees": Decimal(0)}
+            part = remaining if sign == entry["side"] else min(remaining, abs(position))
+            if sign == entry["side"]:
+                entry["qty"] += part
+                entry["cost"] += part * fill.last_px
+            else:
+                entry["exit_qty"] += part
+                entry["exit_value"] += part * fill.last_px
+            entry["fees"] += fill.fee * part / fill.last_qty
+            position += sign * part
+            remaining -= part
+            if position == 0:
+                trades.append(_close_trade(entry, idx))
+                entry = None
     if entry is not None:
         trades.append(_close_trade(entry, -1))
     return trades

@@ -30,7 +30,9 @@ All-in positions, one at a time:
 * long-only: BUY when flat enters long with all the cash, BUY when long is ignored; SELL when long
   exits the whole position, SELL when flat is ignored.
 * long-short: BUY when short closes the short and then goes long all-in, BUY when flat goes long;
-  SELL mirrors it (closes a long, then goes short all-in; when flat, goes short).
+  SELL mirrors it (closes a long, then goes short all-in; when flat, goes short). Such a flip is
+  one order (as risk's ``reverse_on_opposite`` sends it): the closing fill pays the one fixed fee,
+  the opening fill only the proportional fee.
 
 All-in quantity, computed at the signal bar ``i`` even when the fill is at the next open::
 
@@ -39,12 +41,13 @@ All-in quantity, computed at the signal bar ``i`` even when the fill is at the n
 fractional, or floored to whole units with ``whole_units``; no entry when ``qty <= 0`` (cash does not
 cover the fixed fee, or less than one unit). ``cash`` is the cash at the signal; for a reversal
 (close, then open the other way) it is the cash after closing at ``close_i`` with the slippage and
-fees of a close fill -- exactly the real cash when filling at the close, an estimate at the signal
-bar when filling at the next open. There is no minimum size or equity cut-off: a strategy whose
-equity shrinks to 1e-200 keeps trading.
+fees of a close fill, and the flip's opening part reserves no second fixed fee -- exactly the real
+cash when filling at the close, an estimate at the signal bar when filling at the next open. There is
+no minimum size or equity cut-off: a strategy whose equity shrinks to 1e-200 keeps trading.
 
 Fills: at ``close_i`` (``fill_next_open=False``) or at ``open_{i+1}``, times ``1 + slippage`` for buys
-and ``1 - slippage`` for sells; ``fee = qty * fill_px * fee_rate + fixed_fee`` per fill. A signal on
+and ``1 - slippage`` for sells; ``fee = qty * fill_px * fee_rate + fixed_fee`` per order (per fill,
+except a flip's opening part). A signal on
 the last bar with next-open fills does not fill. Cash: a buy pays ``qty * px + fee``, a sell
 receives ``qty * px - fee`` (a short sale credits its proceeds); equity per bar ``= cash + qty *
 close`` with ``qty`` signed.
@@ -369,6 +372,7 @@ def simulate(
     pend_side = 0
     pend_qty = 0.0
     pend_sig = -1
+    pend_flip = False
     stops = stop_loss > 0.0 or take_profit > 0.0
     j = 0
     while j < n:
@@ -390,7 +394,7 @@ def simulate(
                     pend_close = False
                 if pend_side != 0:
                     fill = _fill_px(px, pend_side, slippage)
-                    fee = pend_qty * fill * fee_rate + fixed_fee
+                    fee = pend_qty * fill * fee_rate + (0.0 if pend_flip else fixed_fee)
                     cash = _cash_after_open(cash, pend_side, pend_qty, fill, fee)
                     side = pend_side
                     qty = pend_qty
@@ -399,6 +403,7 @@ def simulate(
                     entry_idx = j
                     entry_sig = pend_sig
                     pend_side = 0
+                    pend_flip = False
             if stops and side != 0 and j > entry_sig:
                 hit = False
                 level = 0.0
@@ -455,10 +460,12 @@ def simulate(
                             side = 0
                             qty = 0.0
                         if opening != 0:
-                            q = _all_in_qty(cash, c, fee_rate, fixed_fee, slippage, whole_units)
+                            # a flip is one order: its one fixed fee was paid by the closing part
+                            once = 0.0 if closing else fixed_fee
+                            q = _all_in_qty(cash, c, fee_rate, once, slippage, whole_units)
                             if q > 0.0:
                                 fill = _fill_px(c, opening, slippage)
-                                fee = q * fill * fee_rate + fixed_fee
+                                fee = q * fill * fee_rate + once
                                 cash = _cash_after_open(cash, opening, q, fill, fee)
                                 side = opening
                                 qty = q
@@ -473,11 +480,13 @@ def simulate(
                             if closing:  # the cash after closing at this close, as a close fill would
                                 fill = _fill_px(c, -side, slippage)
                                 budget = _cash_after_close(cash, side, qty, fill, qty * fill * fee_rate + fixed_fee)
-                            q = _all_in_qty(budget, c, fee_rate, fixed_fee, slippage, whole_units)
+                            q = _all_in_qty(budget, c, fee_rate, 0.0 if closing else fixed_fee, slippage,
+                                            whole_units)
                             if q > 0.0:
                                 pend_side = opening
                                 pend_qty = q
                                 pend_sig = j
+                                pend_flip = closing
             if want_equity:
                 equity[j] = cash + side * qty * close[j]
             j += 1

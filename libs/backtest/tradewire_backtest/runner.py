@@ -25,12 +25,14 @@ def run_backtest(spec: BacktestSpec, *, mode: str = "event", report: Path | None
         from tradewire_backtest.arrays import BarArrays
         from tradewire_backtest.vector import run_vector
 
-        data = BarArrays.from_file(spec.data)
-        if spec.sizing != "all-in":
-            raise ValueError("vector mode sizes all-in only; use --sizing all-in (or --mode event for risk sizing)")
+        unsupported = spec.vector_unsupported()
+        if unsupported:
+            raise ValueError(f"vector mode does not simulate {', '.join(unsupported)}: use --mode event")
+        data = BarArrays.from_file(spec.data, limit=spec.limit)
         vr = run_vector(spec.strategy, dict(spec.params), data, cash=float(spec.cash), fee_bps=spec.fee_bps,
                         fixed_fee=float(spec.fixed_fee), slippage_bps=spec.slippage_bps, fill=spec.fill,
-                        equity_curve=True)
+                        long_short=spec.long_short, whole_units=spec.whole_units, stop_loss=spec.stop_loss,
+                        take_profit=spec.take_profit, equity_curve=True)
         ts, close, trades = data.ts, data.close, list(vr.trades)
         equity = vr.equity if vr.equity is not None else np.full(len(ts), vr.final_equity)
         final_equity, bars, elapsed = float(vr.final_equity), len(ts), vr.elapsed_s

@@ -146,6 +146,13 @@ class RiskConfig(Section, frozen=True):
     max_exposure_pct: Fraction = 0.25
     #: Allow short positions (SELL with no long position opens a short).
     allow_short: bool = False
+    #: With ``allow_short``: a signal against the position closes it and opens the other way in one
+    #: order (a flip, as the vectorized backtester's long-short mode); otherwise it only closes.
+    reverse_on_opposite: bool = False
+    #: Default exits attached to every entry as a bracket (fractions of the entry price; 0 = none);
+    #: a signal's own ``stop_loss_pct``/``take_profit_pct`` override them.
+    stop_loss_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
+    take_profit_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
     instruments: tuple[InstrumentSpec, ...] = ()
     #: Seconds to wait for a portfolio snapshot that covers a signal's time before denying it.
     portfolio_wait_s: Annotated[float, Meta(gt=0)] = 5.0
@@ -157,14 +164,32 @@ class VenueConfig(Section, frozen=True):
 
 
 class PaperConfig(Section, frozen=True):
+    """The paper venue's simulation (the rules are in ``tradewire_execution.paper``'s docstring)."""
+
     #: Market orders fill at the ``next_open`` after the signal bar, or at the signal bar's ``close``.
     fill_at: Literal["next_open", "close"] = "next_open"
     slippage_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+    #: Taker fee rate.
     fee_bps: Annotated[float, Meta(ge=0, le=10_000)] = 10.0
+    #: Maker fee rate (fills resting at a limit); None = ``fee_bps``.
+    maker_fee_bps: Annotated[float, Meta(ge=0, le=10_000)] | None = None
+    #: Fixed fee charged once per order, added to the fee of the order's first fill.
+    fee_per_order: Decimal = Decimal(0)
+    #: ``fixed_bps``: taker fills slip ``slippage_bps``; ``sqrt_impact``: plus
+    #: ``impact_coefficient * sqrt(fill_qty / bar.volume)``, at most ``max_impact_bps``.
+    slippage_model: Literal["fixed_bps", "sqrt_impact"] = "fixed_bps"
+    impact_coefficient: Annotated[float, Meta(ge=0, le=1_000)] = 0.1
+    max_impact_bps: Annotated[float, Meta(ge=0, lt=10_000)] = 1_000.0
+    #: Milliseconds from the signal bar's close until an order reaches the venue (0 = at the close).
+    latency_ms: Annotated[int, Meta(ge=0)] = 0
     #: At most this share of a bar's volume fills per bar; the rest fills on later bars.
     max_volume_share: Annotated[float, Meta(gt=0, le=1)] = 1.0
     quantity_step: Decimal = Decimal("0.000001")
     fee_currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        if not self.fee_per_order.is_finite() or self.fee_per_order < 0:
+            raise ValueError(f"fee_per_order must be a non-negative number, got {self.fee_per_order}")
 
 
 class ExecutionConfig(Section, frozen=True):

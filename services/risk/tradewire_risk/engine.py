@@ -14,6 +14,10 @@ Rules, in order:
    * SELL with a long position closes the whole long (reduce-only MARKET SELL of exactly the
      position quantity). With no long position: ``NO_POSITION`` when shorting is disabled;
      with ``allow_short`` it opens or increases a short, sized like an entry.
+   * With ``allow_short`` and ``reverse_on_opposite``, a signal against the position is a *flip*:
+     one (non reduce-only) order closes the whole position and opens the other way, the opening
+     part sized like an entry (all-in: with the cash the close leaves, see
+     :func:`~tradewire_risk.sizing.all_in_flip_quantity`).
 
    Intent from ``target`` (wanted position as a fraction of equity, -1..1): the order trades
    ``target * equity - position * price`` (notional) in the direction of its sign, rounded down
@@ -40,6 +44,10 @@ Rules, in order:
    closing part, if any), else ``INSUFFICIENT_CASH`` (not clipped). Short entries are held to the
    same rule (full collateral), which is conservative. Fees are not included.
 
+Exits: every order that opens exposure carries the signal's ``stop_loss_pct``/``take_profit_pct``,
+or the configured defaults when the signal has none (0 = no exit), for the venue to attach as a
+bracket. Reduce-only orders carry none.
+
 Closing orders (reduce-only) skip the limit and cash checks: they only lower exposure. A full
 close is never blocked by ``min_quantity`` (a position must always be exitable); a partial
 reduction (from a target) below ``min_quantity`` is ``SIZE_ZERO``. When a target flip's opening
@@ -59,7 +67,7 @@ from tradewire_common.schemas.base import DenyReason, OrderType, Side, TimeInFor
 from tradewire_common.schemas.orders import OrderDenied, SubmitOrder
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
-from tradewire_risk.sizing import all_in_quantity, fixed_fraction_quantity, kelly_fraction
+from tradewire_risk.sizing import all_in_flip_quantity, all_in_quantity, fixed_fraction_quantity, kelly_fraction
 
 _ZERO = Decimal(0)
 
@@ -97,6 +105,9 @@ class RiskEngine:
         self._payoff_ratio = Decimal(str(config.payoff_ratio))
         self._max_position_pct = Decimal(str(config.max_position_pct))
         self._max_exposure_pct = Decimal(str(config.max_exposure_pct))
+        #: Default bracket exits (None: off).
+        self._stop_loss = Decimal(str(config.stop_loss_pct)) if config.stop_loss_pct > 0 else None
+        self._take_profit = Decimal(str(config.take_profit_pct)) if config.take_profit_pct > 0 else None
         self._instruments = {spec.id: spec for spec in config.instruments}
         self._memory = memory
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -195,6 +206,10 @@ class RiskEngine:
     def _plan_side(
         self, signal: Signal, portfolio: PortfolioSnapshot, position: Decimal, spec: InstrumentSpec
     ) -> _Plan | tuple[DenyReason, str]:
+        opposite = (position < 0) if signal.side is Side.BUY else (position > 0)
+        if opposite and self.config.allow_short and self.config.reverse_on_opposite:
+            qty, note = self._entry_quantity(signal, portfolio, spec, closing=abs(position))
+            return _Plan(signal.side, abs(position), qty, opening=True, full_close=True, size_note=note)
         if signal.side is Side.BUY:
             if position < 0:
                 return _Plan(Side.BUY, -position, _ZERO, opening=False, full_close=True)
@@ -248,9 +263,10 @@ class RiskEngine:
         return _Plan(side, held, rest, opening=rest > 0, full_close=True, size_note=note)
 
     def _entry_quantity(
-        self, signal: Signal, portfolio: PortfolioSnapshot, spec: InstrumentSpec
+        self, signal: Signal, portfolio: PortfolioSnapshot, spec: InstrumentSpec, *, closing: Decimal = _ZERO
     ) -> tuple[Decimal, str]:
-        """Sized entry quantity and, for a zero size, a note on why."""
+        """Sized entry quantity and, for a zero size, a note on why (``closing``: the position a flip
+        closes first, in the signal's direction)."""
         equity = portfolio.equity
         price = signal.price
         if equity <= 0:
@@ -271,6 +287,9 @@ class RiskEngine:
                 f"{equity} at {price}"
             )
         if self.config.sizing == "all_in":
+            if closing:
+                return all_in_flip_quantity(portfolio.cash, closing, signal.side, price, self.config,
+                                            spec.quantity_step)
             return all_in_quantity(portfolio.cash, price, self.config, spec.quantity_step)
         qty = fixed_fraction_quantity(equity, price, self._fraction, spec.quantity_step)
         return qty, f"fraction {self._fraction} of equity {equity} at {price}"
@@ -362,6 +381,10 @@ class RiskEngine:
     def _submit(
         self, signal: Signal, now_ns: int, side: Side, quantity: Decimal, *, reduce_only: bool
     ) -> SubmitOrder:
+        stop_loss = take_profit = None
+        if not reduce_only:
+            stop_loss = signal.stop_loss_pct if signal.stop_loss_pct is not None else self._stop_loss
+            take_profit = signal.take_profit_pct if signal.take_profit_pct is not None else self._take_profit
         return SubmitOrder(
             id=derive_id("submit", signal.id),
             ts_event=signal.ts_event,
@@ -376,6 +399,8 @@ class RiskEngine:
             time_in_force=TimeInForce.GTC,
             reduce_only=reduce_only,
             signal_id=signal.id,
+            stop_loss_pct=stop_loss,
+            take_profit_pct=take_profit,
         )
 
     def _deny(

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from tradewire_common.config import RiskConfig
 from tradewire_common.numbers import quantize_down
+from tradewire_common.schemas.base import Side
 
 
 def fixed_fraction_quantity(equity: Decimal, price: Decimal, fraction: Decimal, step: Decimal) -> Decimal:
@@ -81,3 +82,34 @@ def all_in_quantity(cash: Decimal, price: Decimal, config: RiskConfig, step: Dec
         return Decimal(0), f"all-in: cash {cash} does not cover the fixed fee {config.cost_fixed_fee}"
     qty = quantize_down(budget / (price * (1 + slippage) * (1 + fee_rate)), step)
     return qty, f"all-in: cash {cash} at {price}"
+
+
+def all_in_flip_quantity(
+    cash: Decimal, closing: Decimal, side: Side, price: Decimal, config: RiskConfig, step: Decimal
+) -> tuple[Decimal, str]:
+    """The opening part of an all-in flip: one ``side`` order that first closes ``closing`` (the whole
+    opposite position), then puts all the cash that close leaves into the other direction.
+
+    The close fills at ``price`` with slippage against the trader and pays the proportional fee and
+    the order's one fixed fee; the opening part pays only the proportional fee (one order, one fixed
+    fee)::
+
+        fill  = price * (1 - slippage)  (closing a long with a SELL)  or  price * (1 + slippage)
+        cash' = cash + closing * fill - closing * fill * fee_rate - fixed_fee   (SELL)
+        cash' = cash - closing * fill - closing * fill * fee_rate - fixed_fee   (BUY)
+        qty   = cash' / (price * (1 + slippage) * (1 + fee_rate)), rounded down to ``step``
+
+    The vectorized backtester's long-short reversal uses the same rule.
+    """
+    fee_rate = Decimal(str(config.cost_fee_bps)) / 10_000
+    slippage = Decimal(str(config.cost_slippage_bps)) / 10_000
+    if side is Side.SELL:
+        fill = price * (1 - slippage)
+        after = cash + closing * fill - closing * fill * fee_rate - config.cost_fixed_fee
+    else:
+        fill = price * (1 + slippage)
+        after = cash - closing * fill - closing * fill * fee_rate - config.cost_fixed_fee
+    if after <= 0:
+        return Decimal(0), f"all-in flip: cash {cash} after closing {closing} at {price} is {after}"
+    qty = quantize_down(after / (price * (1 + slippage) * (1 + fee_rate)), step)
+    return qty, f"all-in flip: cash {after} after closing {closing} at {price}"
