@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+import pytest
 
 from tests.unit.test_risk_engine import (
     BTC,
@@ -21,7 +22,7 @@ from tests.unit.test_risk_engine import (
     position,
     submitted,
 )
-from tradewire_common.schemas import Side, Signal
+from tradewire_common.schemas import OrderType, Side, Signal, TimeInForce
 from tradewire_common.schemas.base import TradingState
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.sizing import all_in_flip_quantity
@@ -125,3 +126,41 @@ def test_a_flip_carries_exits_for_its_new_position() -> None:
     order = submitted(evaluate(make_signal(Side.SELL), portfolio, allow_short=True, reverse_on_opposite=True,
                                stop_loss_pct=0.03))
     assert (order.reduce_only, order.stop_loss_pct) == (False, D("0.03"))
+
+
+# -- order types ---------------------------------------------------------------------------------
+
+
+def test_a_limit_signal_becomes_a_limit_order_sized_at_the_signal_price() -> None:
+    signal = msgspec.structs.replace(make_signal(Side.BUY), order_type=OrderType.LIMIT, limit_price=D("99"),
+                                     time_in_force=TimeInForce.DAY)
+    order = submitted(evaluate(signal))
+    assert (order.order_type, order.limit_price, order.time_in_force, order.quantity) == (
+        OrderType.LIMIT, D("99"), TimeInForce.DAY, D("10"))
+
+
+def test_a_stop_signal_becomes_a_stop_order() -> None:
+    signal = msgspec.structs.replace(make_signal(Side.BUY), order_type=OrderType.STOP_MARKET,
+                                     trigger_price=D("105"))
+    order = submitted(evaluate(signal))
+    assert (order.order_type, order.trigger_price, order.limit_price) == (OrderType.STOP_MARKET, D("105"), None)
+
+
+@pytest.mark.parametrize(
+    ("order_type", "prices", "message"),
+    [
+        (OrderType.LIMIT, {}, "needs limit_price"),
+        (OrderType.STOP_MARKET, {}, "needs trigger_price"),
+        (OrderType.STOP_LIMIT, {"trigger_price": "105"}, "needs limit_price"),
+        (OrderType.MARKET, {"limit_price": "99"}, "must not carry limit_price"),
+        (OrderType.LIMIT, {"limit_price": "-1"}, "limit_price"),
+    ],
+)
+def test_a_signal_with_prices_that_do_not_fit_its_order_type_is_invalid(
+    order_type: OrderType, prices: dict[str, str], message: str
+) -> None:
+    raw = msgspec.json.encode(make_signal(Side.BUY))
+    data = msgspec.json.decode(raw)
+    data.update({"order_type": order_type.value, **prices})
+    with pytest.raises(msgspec.ValidationError, match=message):
+        msgspec.json.decode(msgspec.json.encode(data), type=Signal)

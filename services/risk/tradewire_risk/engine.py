@@ -44,6 +44,9 @@ Rules, in order:
    closing part, if any), else ``INSUFFICIENT_CASH`` (not clipped). Short entries are held to the
    same rule (full collateral), which is conservative. Fees are not included.
 
+Order type: the order is of the signal's ``order_type`` (MARKET by default; LIMIT, STOP_MARKET or
+STOP_LIMIT with the signal's prices and time in force); sizing and limits use the signal's ``price``.
+
 Exits: every order that opens exposure carries the signal's ``stop_loss_pct``/``take_profit_pct``,
 or the configured defaults when the signal has none (0 = no exit), for the venue to attach as a
 bracket. Reduce-only orders carry none.
@@ -63,7 +66,7 @@ from decimal import Decimal
 from tradewire_common.config import InstrumentSpec, RiskConfig
 from tradewire_common.ids import client_order_id, derive_id
 from tradewire_common.numbers import quantize_down
-from tradewire_common.schemas.base import DenyReason, OrderType, Side, TimeInForce, TradingState
+from tradewire_common.schemas.base import DenyReason, Side, TradingState
 from tradewire_common.schemas.orders import OrderDenied, SubmitOrder
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
@@ -394,9 +397,11 @@ class RiskEngine:
             instrument_id=signal.instrument_id,
             client_order_id=client_order_id(signal.strategy_id, signal.id),
             side=side,
-            order_type=OrderType.MARKET,
+            order_type=signal.order_type,
             quantity=quantity,
-            time_in_force=TimeInForce.GTC,
+            limit_price=signal.limit_price,
+            trigger_price=signal.trigger_price,
+            time_in_force=signal.time_in_force,
             reduce_only=reduce_only,
             signal_id=signal.id,
             stop_loss_pct=stop_loss,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from tradewire_common.ids import InstrumentId, StrategyId
 from tradewire_common.numbers import check_positive
-from tradewire_common.schemas.base import Message, Side
+from tradewire_common.schemas.base import Message, OrderType, Side, TimeInForce
 
 
 class Signal(Message, frozen=True, tag="Signal"):
@@ -30,6 +30,12 @@ class Signal(Message, frozen=True, tag="Signal"):
     #: Exits to attach to the entry, as fractions of the entry price (override risk's defaults).
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
+    #: How to enter or exit: a market order (default), or a limit/stop order with these prices and
+    #: time in force (risk sizes with ``price`` either way; the venue fills against bar high/low).
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
 
     def __post_init__(self) -> None:
         check_positive(self.price, "price")
@@ -41,6 +47,17 @@ class Signal(Message, frozen=True, tag="Signal"):
             check_positive(self.payoff_ratio, "payoff_ratio")
         if self.target is not None and not (self.target.is_finite() and -1 <= self.target <= 1):
             raise ValueError(f"target must be within -1..1, got {self.target}")
+        kind = self.order_type
+        needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        needs_trigger = kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
+        for name, needed in (("limit_price", needs_limit), ("trigger_price", needs_trigger)):
+            value = getattr(self, name)
+            if needed and value is None:
+                raise ValueError(f"a {kind.value} signal needs {name}")
+            if not needed and value is not None:
+                raise ValueError(f"a {kind.value} signal must not carry {name}")
+            if value is not None:
+                check_positive(value, name)
         for name in ("stop_loss_pct", "take_profit_pct"):
             value = getattr(self, name)
             if value is not None and not (value.is_finite() and 0 < value < 1):
