@@ -13,6 +13,7 @@ WORKDIR /src
 # Third-party dependencies first: this layer is rebuilt only when the lock or a pyproject changes.
 COPY pyproject.toml uv.lock ./
 COPY libs/common/pyproject.toml libs/common/
+COPY libs/backtest/pyproject.toml libs/backtest/
 COPY services/datafeed/pyproject.toml services/datafeed/
 COPY services/signals/pyproject.toml services/signals/
 COPY services/risk/pyproject.toml services/risk/
