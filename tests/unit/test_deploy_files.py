@@ -411,6 +411,51 @@ def test_prometheus_and_alertmanager_read_their_config_from_the_mounted_files(se
         assert sources[0].startswith(f"./deploy/{name}/")
 
 
+def _prometheus_config() -> dict[str, Any]:
+    path = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    if not path.exists():
+        pytest.skip("deploy/prometheus/prometheus.yml is not in the tree yet (the Prometheus configuration change)")
+    result: dict[str, Any] = _yaml(path)
+    return result
+
+
+def _static_targets(scrape_configs: list[dict[str, Any]]) -> set[str]:
+    return {
+        target
+        for scrape in scrape_configs
+        for static in scrape.get("static_configs", [])
+        for target in static.get("targets", [])
+    }
+
+
+def test_prometheus_scrapes_every_tradewire_service_by_its_compose_name_and_port() -> None:
+    targets = _static_targets(_prometheus_config().get("scrape_configs", []))
+    missing = [f"{name}:{getattr(HttpPorts(), name)}" for name in TRADEWIRE_SERVICES]
+    assert [target for target in missing if target not in targets] == []
+
+
+def test_prometheus_alerts_go_to_the_compose_alertmanager(services: dict[str, Any]) -> None:
+    alerting = _prometheus_config().get("alerting", {})
+    targets = _static_targets(alerting.get("alertmanagers", []))
+    [port] = [container for _, _, container in _published(services["alertmanager"])]
+    assert f"alertmanager:{port}" in targets
+
+
+def test_prometheus_rule_files_resolve_inside_the_mounted_directory() -> None:
+    patterns = _prometheus_config().get("rule_files", [])
+    assert patterns, "prometheus.yml loads no rule files"
+    for pattern in patterns:
+        relative = pattern.removeprefix("/etc/prometheus/")
+        assert not relative.startswith("/"), f"{pattern} is outside the mounted /etc/prometheus"
+        assert sorted((ROOT / "deploy" / "prometheus").glob(relative)), f"{pattern} matches no file"
+
+
+def test_grafana_datasource_interval_is_the_prometheus_scrape_interval() -> None:
+    scrape_interval = _prometheus_config().get("global", {}).get("scrape_interval", "1m")
+    datasource = _yaml(GRAFANA_PROVISIONING / "datasources" / "prometheus.yml")["datasources"][0]
+    assert datasource["jsonData"]["timeInterval"] == scrape_interval
+
+
 # --- Grafana provisioning ---------------------------------------------------------------------------------------------
 
 
