@@ -128,7 +128,7 @@ def compose_bin() -> Path:
 
 
 @pytest.fixture(scope="module")
-def filled_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def filled_env() -> dict[str, str]:
     """.env.example with a fresh random value for every empty (secret) entry."""
     return {key: value or secrets.token_hex(16) for key, value in _env_example().items()}
 
