@@ -66,6 +66,13 @@ class DatafeedService(Service):
         self.last_bar_ts = m.gauge(
             "last_bar_timestamp_seconds", "Event time of the last bar", ("instrument",)
         )
+        self.last_publish_ts = m.gauge(
+            "last_bar_published_timestamp_seconds", "Clock time the last bar was published", ("instrument",)
+        )
+        self.replay_progress = m.gauge("replay_progress_ratio", "Share of the replay's bars published")
+        self.replay_done = m.gauge(
+            "replay_done_info", "1 once the replay published every bar (its data then ages legitimately)"
+        )
 
     async def on_start(self) -> None:
         self._task = asyncio.create_task(self._run_replay(), name="replay")
@@ -84,6 +91,7 @@ class DatafeedService(Service):
         dc = self.config.datafeed
         if not self.bars:
             self.done = True
+            self.replay_done.set(1)
             return
         lockstep = self.lockstep = Lockstep(self.bus, dc.lockstep_services, timeout_s=dc.lockstep_timeout_s)
         await lockstep.wait_ready(dc.startup_timeout_s)
@@ -122,6 +130,8 @@ class DatafeedService(Service):
             self.published = index + 1
             self.bars_out.labels(bar.instrument_id).inc()
             self.last_bar_ts.labels(bar.instrument_id).set(bar.ts_event / 1e9)
+            self.last_publish_ts.labels(bar.instrument_id).set(self.clock.now_ns() / 1e9)
+            self.replay_progress.set(self.published / len(self.bars))
             if max_speed and dc.lockstep and not await lockstep.wait_quiet():
                 self.lockstep_timeouts.inc()
             if self.published % PROGRESS_EVERY == 0:
@@ -141,6 +151,7 @@ class DatafeedService(Service):
         )
         await lockstep.wait_quiet()
         self.done = True
+        self.replay_done.set(1)
         log.info("replay done: %d bars in %.2fs", len(self.bars), self.finished_at - self.started_at)
 
     def status(self) -> dict[str, Any]:

@@ -37,6 +37,8 @@ from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
 from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.metrics import LATENCY_BUCKETS
+from tradewire_common.metrics_orders import order_status
 from tradewire_common.schemas import (
     Bar,
     CancelOrder,
@@ -90,6 +92,11 @@ class ExecutionService(Service):
         self.open_orders = m.gauge("open_orders_count", "Orders working at the venue", ("venue",))
         self.state_saves = m.counter("venue_state_saves_total", "Paper venue states saved to KV", ("venue",))
         self.state_size = m.gauge("venue_state_bytes", "Size of the paper venue state last saved", ("venue",))
+        self.orders = m.counter("orders_total", "Order events by resulting order status", ("venue", "status"))
+        self.round_trip = m.histogram(
+            "order_round_trip_seconds", "From risk issuing a SubmitOrder to the venue's answer being published",
+            ("venue",), buckets=LATENCY_BUCKETS,
+        )
 
     async def on_start(self) -> None:
         for name, venue in self.venues.items():  # every venue's state is back before any message
@@ -145,6 +152,7 @@ class ExecutionService(Service):
         for event in events:
             await self.bus.publish(subjects.order_event(event.strategy_id), event)
             self.events_out.labels(venue, type(event).__name__).inc()
+            self.orders.labels(venue, order_status(event)).inc()
             if isinstance(event, OrderFilled):
                 self.fills_out.labels(venue).inc()
         self.open_orders.labels(venue).set(len(self.venues[venue].open_orders()))
@@ -178,6 +186,8 @@ class ExecutionService(Service):
                 log.warning("ignoring %s on %s", type(command).__name__, envelope.subject)
                 return
             await self.publish_events(venue_name, events)
+            if isinstance(command, SubmitOrder):
+                self.round_trip.labels(venue_name).observe(max(0, self.clock.now_ns() - command.ts_init) / 1e9)
             # before the command is acknowledged; if this fails the command is redelivered, the
             # venue ignores it as a duplicate, and the save is tried again
             await self.save_venue_state(venue_name)

@@ -25,12 +25,15 @@ from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
 from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.metrics_orders import OrderReconciler, TickToOrder
+from tradewire_common.metrics_portfolio import PortfolioMetrics
 from tradewire_common.schemas import (
     Bar,
     ExecutionWatermark,
     OrderFilled,
     ReplayCompleted,
     ReplayStarted,
+    SubmitOrder,
 )
 from tradewire_common.service import Service
 from tradewire_ledger.accounting import Portfolio
@@ -81,6 +84,9 @@ class LedgerService(Service):
         self.realized = m.gauge("realized_pnl_value", "Realised PnL")
         self.unrealized = m.gauge("unrealized_pnl_value", "Unrealised PnL")
         self.exposure = m.gauge("gross_exposure_value", "Gross exposure")
+        self.portfolio_metrics = PortfolioMetrics(m, lc.starting_cash)
+        self.tick_to_order = TickToOrder(m)
+        self.reconciler = OrderReconciler(m)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call: in a worker thread (services), or inline (backtests, where the
@@ -145,6 +151,10 @@ class LedgerService(Service):
         else:
             new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
+        if new:
+            self.reconciler.observe(message)
+            if isinstance(message, SubmitOrder):
+                self.tick_to_order.on_order(message)
 
     async def on_bar(self, envelope: Envelope) -> None:
         bar = envelope.message
@@ -154,6 +164,7 @@ class LedgerService(Service):
         # open (same ts_event) never overrides the close as the last price
         self.portfolio.mark(bar.instrument_id, bar.close, bar.ts_event + 1)
         self.bar_watermark = max(self.bar_watermark, bar.ts_event)
+        self.tick_to_order.on_bar(bar)
         _symbol, venue = split_instrument_id(bar.instrument_id)
         if venue in self.executing_venues:
             self.marked_venues.add(venue)
@@ -188,6 +199,7 @@ class LedgerService(Service):
         self.realized.set(float(snap.realized_pnl))
         self.unrealized.set(float(snap.unrealized_pnl))
         self.exposure.set(float(snap.gross_exposure))
+        self.portfolio_metrics.update(snap)
 
     async def summary(self) -> dict[str, Any]:
         def count(kind: str) -> int:

@@ -22,6 +22,7 @@ from tradewire_common.clock import Clock
 from tradewire_common.config import Config
 from tradewire_common.http import Actor
 from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.schemas import (
     OrderDenied,
     PortfolioSnapshot,
@@ -60,6 +61,14 @@ class RiskService(Service):
         self.state_gauge = m.gauge("trading_state_value", "Global trading state: 0 ACTIVE, 1 REDUCING, 2 HALTED")
         self.kill_switch_gauge = m.gauge("kill_switch_engaged_info", "1 while the kill switch is engaged")
         self.equity_gauge = m.gauge("portfolio_equity_value", "Equity in the last portfolio snapshot")
+        self.state_info = m.gauge("trading_state_info", "1 for the current trading state, 0 for the others", ("state",))
+        self.limits = m.gauge("limit_ratio", "Configured risk limits as fractions of equity", ("limit",))
+        for limit in ("max_position_pct", "max_exposure_pct", "fraction"):
+            self.limits.labels(limit).set(getattr(config.risk, limit))
+        self.decision_latency = m.histogram(
+            "decision_latency_seconds", "From a signal's creation to risk's order or denial (portfolio wait included)",
+            buckets=LATENCY_BUCKETS,
+        )
 
     async def on_start(self) -> None:
         self.state = await load_state(self.bus)
@@ -82,6 +91,8 @@ class RiskService(Service):
     def _set_state_gauges(self) -> None:
         self.state_gauge.set(STATE_VALUE[self.state.state])
         self.kill_switch_gauge.set(1 if self.state.state is TradingState.HALTED else 0)
+        for state in TradingState:
+            self.state_info.labels(state.value).set(1 if state is self.state.state else 0)
 
     async def on_snapshot(self, envelope: Envelope) -> None:
         snap = envelope.message
@@ -116,6 +127,7 @@ class RiskService(Service):
         if cached is None:
             snapshot = await self.snapshot_covering(signal.ts_event)
             decision = self.engine.evaluate(signal, snapshot, self.state.state, now_ns=self.clock.now_ns())
+            self.decision_latency.observe(max(0, self.clock.now_ns() - signal.ts_init) / 1e9)
             if isinstance(decision, SubmitOrder):
                 _symbol, venue = split_instrument_id(decision.instrument_id)
                 cached = (subjects.order_command(venue), decision)

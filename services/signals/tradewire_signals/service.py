@@ -14,6 +14,7 @@ from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
 from tradewire_common.ids import derive_id
+from tradewire_common.metrics_market import MarketEventMetrics
 from tradewire_common.schemas import Bar, Signal, StrategyError
 from tradewire_common.service import Service
 from tradewire_signals import breakout, rsi_reversion, sma_cross  # noqa: F401  (register built-ins)
@@ -32,6 +33,7 @@ class SignalsService(Service):
         ]
         self.signals_out = self.metrics.counter("signals_total", "Signals emitted", ("strategy",))
         self.errors = self.metrics.counter("strategy_errors_total", "Strategy code failures", ("strategy",))
+        self.market_events = MarketEventMetrics(self.metrics)
 
     async def on_start(self) -> None:
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
@@ -40,6 +42,7 @@ class SignalsService(Service):
         bar = envelope.message
         if not isinstance(bar, Bar):
             return
+        self.market_events.observe(bar, self.clock.now_ns())
         for strategy, interval in self.strategies:
             if bar.instrument_id not in strategy.instruments or interval not in ("*", bar.interval):
                 continue
