@@ -75,20 +75,32 @@ def order(
     limit: str | None = None,
     tif: TimeInForce = TimeInForce.GTC,
     instrument: str = INSTRUMENT,
+    trigger: str | None = None,
+    stop_loss: str | None = None,
+    take_profit: str | None = None,
+    strategy: str = "sma",
 ) -> SubmitOrder:
+    """A market order, a limit order with ``limit``, a stop with ``trigger`` (stop-limit with both)."""
+    if trigger is not None:
+        kind = OrderType.STOP_MARKET if limit is None else OrderType.STOP_LIMIT
+    else:
+        kind = OrderType.MARKET if limit is None else OrderType.LIMIT
     return SubmitOrder(
         id=derive_id("order", coid),
         ts_event=T0 + signal_bar * MINUTE,
         ts_init=T0 + (signal_bar + 1) * MINUTE,
         correlation_id=f"corr-{coid}",
-        strategy_id="sma",
+        strategy_id=strategy,
         instrument_id=instrument,
         client_order_id=coid,
         side=side,
-        order_type=OrderType.MARKET if limit is None else OrderType.LIMIT,
+        order_type=kind,
         quantity=Decimal(quantity),
         limit_price=Decimal(limit) if limit is not None else None,
         time_in_force=tif,
+        trigger_price=Decimal(trigger) if trigger is not None else None,
+        stop_loss_pct=Decimal(stop_loss) if stop_loss is not None else None,
+        take_profit_pct=Decimal(take_profit) if take_profit is not None else None,
     )
 
 

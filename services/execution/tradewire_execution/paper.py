@@ -6,31 +6,92 @@ event-time order and matches every order against the bars after ``t``:
 
 * **Market**, ``fill_at = "next_open"``: fills on the first bar with ``ts_event > t``, at its open.
   ``fill_at = "close"``: fills at the close of the signal bar (``ts_event == t``) if the venue has
-  it, else at the open of the first later bar. Slippage: BUY pays ``price * (1 + bps/1e4)``, SELL
-  receives ``price * (1 - bps/1e4)``. Liquidity ``TAKER``.
+  it, else at the open of the first later bar. Slippage (below) applies. Liquidity ``TAKER``.
 * **Limit** orders always start on the first bar with ``ts_event > t`` (also with
   ``fill_at = "close"``). BUY fills on a bar whose ``low <= limit`` at ``min(open, limit)``; SELL on
   a bar whose ``high >= limit`` at ``max(open, limit)``. No slippage. A fill at the limit is a
   resting fill (``MAKER``); a gap through the limit fills at the better open, as an order meeting
   the market at the open (``TAKER``).
+* **Stop market** (``STOP_MARKET``, ``trigger_price``): eligible like limit orders. A BUY triggers
+  on the first eligible bar with ``high >= trigger`` and fills there at ``max(open, trigger)`` (a gap
+  up through the trigger fills at the open); a SELL triggers on ``low <= trigger`` and fills at
+  ``min(open, trigger)``. Slippage applies, ``TAKER``. A remainder left by the volume cap fills at
+  the later bars' opens, as a market order's.
+* **Stop limit** (``STOP_LIMIT``, ``trigger_price`` and ``limit_price``): triggers like a stop
+  market. On its trigger bar it fills at the stop's price ``p`` (``max(open, trigger)`` for a BUY,
+  ``min(open, trigger)`` for a SELL) only if ``p`` does not pass the limit (BUY ``p <= limit``, SELL
+  ``p >= limit``), ``TAKER``, without slippage (a limit caps its own price). Otherwise, and for what
+  the volume cap left, it rests from the next bar as a limit order at ``limit_price`` (rules above).
+* **Slippage** applies to the taker fills of market and stop-market orders and of bracket exits
+  (never to limit or stop-limit fills): a BUY pays ``price * (1 + s)``, a SELL receives
+  ``price * (1 - s)``. ``slippage_model = "fixed_bps"``: ``s = slippage_bps / 1e4``.
+  ``"sqrt_impact"``: ``s = slippage_bps / 1e4 + impact_coefficient * sqrt(last_qty / bar.volume)``,
+  at most ``max_impact_bps / 1e4``, where ``last_qty`` is the fill's quantity (after the volume cap)
+  and ``bar`` the bar it fills on; a bar with ``volume <= 0`` costs the cap. Computed in Decimal in a
+  fixed context (28 digits, half-even), so it is deterministic.
 * **Volume cap**: at most ``max_volume_share * bar.volume``, rounded down to ``quantity_step``,
   fills per bar per order (so a zero-volume bar fills nothing); the rest keeps working on later
   bars as partial fills (``partial=True`` with ``leaves_qty``; the last fill has ``partial=False``).
   Remainders of market orders fill at the later bars' opens. ``max_volume_share = 1.0`` disables
   the cap: volume is ignored and the whole order fills on one bar.
-* **Fees**: ``last_qty * last_px * fee_bps / 1e4`` in ``fee_currency``.
+* **Fees**: ``last_qty * last_px * rate / 1e4`` in ``fee_currency``, with ``rate = fee_bps`` for a
+  ``TAKER`` fill and ``maker_fee_bps`` for a ``MAKER`` fill (``None``: ``fee_bps``). ``fee_per_order``
+  is added to the fee of each order's first fill (the fill made while its filled quantity was 0),
+  so an order pays it once however many fills it has; a bracket exit is an order too.
+* **Latency**: with ``latency_ms = 0`` an order is at the venue when its signal bar closes (the
+  rules above). With ``latency_ms > 0`` it arrives at ``arrival = t + interval + latency_ms`` (the
+  signal bar's close plus the latency; ``interval`` is the instrument's bar interval as the venue
+  stores it: ``<count><unit>`` with ns, us, ms, s, m, h, d, w, or M for calendar months) and is
+  matched only against whole bars with ``ts_event >= arrival``, whatever its type: it fills on a
+  later bar, and ``fill_at = "close"`` has no effect on it. An order that arrives before the venue
+  has a bar of its instrument gets its arrival when the first bar comes; an interval the venue
+  cannot read counts as 0. Bracket exits are the venue's own and have no latency.
 * **Time in force**: ``GTC`` works until filled or cancelled. ``IOC`` fills what its first eligible
   bar allows and cancels the rest (``OrderCanceled``). ``FOK`` fills all on its first eligible bar
-  or cancels all. ``DAY`` expires (``OrderExpired``) at the end of the UTC day of its first
-  eligible bar.
+  or cancels all. For stop orders both are judged on the trigger bar (an untriggered stop waits).
+  ``DAY`` expires (``OrderExpired``) at the end of the UTC day of its first eligible bar.
 * An order arriving after the bars it should fill on fills at once against the stored history,
-  with the same result as if it had arrived in time; otherwise it rests and fills from
-  :meth:`PaperVenue.on_bar`. Cancels take effect when they arrive (fills already reported stand).
+  with the same result as if it had arrived in time (its bracket is checked on those bars too);
+  otherwise it rests and fills from :meth:`PaperVenue.on_bar`. Cancels take effect when they arrive
+  (fills already reported stand).
 
-Not simulated: positions and balances (``reduce_only`` is accepted and ignored; the ledger and risk
-own positions), price ticks (prices are not rounded), and queue position or the venue's book.
-The venue expects one bar interval per instrument: bars of another interval than the first seen for
-an instrument are ignored with a warning (route one interval to it).
+**Brackets** (``stop_loss_pct`` / ``take_profit_pct`` on ``SubmitOrder``) are emulated with exactly
+the vectorized backtester's stop rules (``tradewire_backtest.kernels``, "Stops"):
+
+* The venue tracks the net position made by its own fills per ``(strategy_id, instrument_id)``
+  (signed Decimal, kept in the exported state).
+* Each fill of an order carrying either fraction sets that pair's bracket: direction = the order's
+  side (BUY protects a long), levels relative to the order's average fill price so far (``entry``,
+  slippage included). Long: ``stop = entry * (1 - sl)``, ``target = entry * (1 + tp)``; short:
+  ``stop = entry * (1 + sl)``, ``target = entry * (1 - tp)``. There is one bracket per pair: a fill
+  of a newer bracketed order (by ``(ts_event, client_order_id)``) replaces it, fills of an older
+  one leave it alone.
+* It protects (is armed) once its parent's fills put the position in its direction; it is
+  cancelled when the position then goes flat or to the other side (the strategy exited, or
+  reversed: a reversing order with its own bracket replaces it instead), and dropped if its parent
+  closes without arming it (a bracketed order that only reduced the opposite position).
+* It is checked once on every bar with ``ts_event > t`` of its parent, from the bar of the parent's
+  first fill on: for a next-open fill on the fill bar itself, after that open; for a fill at the
+  signal bar's close, from the next bar. Within a bar the working orders match first (entries at
+  the open), then the brackets, so a bracket can fire on the bar its parent filled at the open.
+* Long: if ``low <= stop`` it exits at ``min(open, stop)``; elif ``high >= target`` at
+  ``max(open, target)`` (the stop wins when both are in range). Short: if ``high >= stop`` at
+  ``max(open, stop)``; elif ``low <= target`` at ``min(open, target)``. A fired bracket is gone.
+* The exit is a venue-made reduce-only order for the whole position in the bracket's direction,
+  client order id ``tw-sl-<24 hex>`` or ``tw-tp-<24 hex>`` (``derive_id("exit", parent client order
+  id, "sl"|"tp", bar.ts_event)[:24]``), ``ts_event`` = the bar, with the parent's strategy,
+  instrument and correlation id. It fills on that bar at the exit price as a ``TAKER`` fill
+  (slippage against the trader, taker fee, ``fee_per_order``). Only its ``OrderFilled`` events are
+  published: the ledger records fills of orders it never saw (the fill creates the order row).
+  With a volume cap it fills at most the cap on that bar and the rest at the later bars' opens
+  (matched with the working orders); it never closes more than the tracked position left, and is
+  cancelled (``OrderCanceled``) once that position is flat.
+
+Not simulated: balances (``reduce_only`` of submitted orders is accepted and ignored; the ledger and
+risk own positions, the venue's tracked positions only drive brackets), price ticks (prices are not
+rounded), and queue position or the venue's book. The venue expects one bar interval per
+instrument: bars of another interval than the first seen for an instrument are ignored with a
+warning (route one interval to it).
 
 Identifiers are derived, so a restart replaying the same inputs yields the same ids:
 ``venue_order_id = derive_id("vo", client_order_id)[:16]``,
@@ -38,32 +99,32 @@ Identifiers are derived, so a restart replaying the same inputs yields the same 
 message ids ``derive_id(<event type>, client_order_id, trade_id or "")``.
 
 **State across restarts.** :meth:`PaperVenue.export_state` returns the venue's state as msgspec
-JSON (the working orders with their filled quantities and match cursors, the newest remembered
-client order ids, and the last ``export_bars`` bars per instrument, enough for orders arriving a
-little late); :meth:`PaperVenue.restore_state` loads it into a fresh venue, which then continues
-exactly as the exporting one would have. ``state_revision`` is bumped whenever something that must
-survive a restart changed (an order accepted, rejected, filled or closed, or matched for the first
-time); new bars and the cursor of an order a bar did not fill do not bump it (re-matching such a bar
-after a restart fills nothing again). The execution service stores the state in the KV bucket.
+JSON (the working orders, bracket exits included, with their filled quantities, fill values,
+triggers and match cursors; the tracked positions and brackets; the newest remembered client order
+ids; and the last ``export_bars`` bars per instrument, enough for orders arriving a little late);
+:meth:`PaperVenue.restore_state` loads it into a fresh venue, which then continues exactly as the
+exporting one would have (an order's first fill, which pays ``fee_per_order``, follows from its
+filled quantity). ``state_revision`` is bumped whenever something that must survive a restart
+changed (an order accepted, rejected, filled, triggered or closed, or matched for the first time; a
+bracket set, armed, fired or cancelled); new bars and the cursor of an order or bracket a bar did
+not change do not bump it (re-matching such a bar after a restart changes nothing again). The
+execution service stores the state in the KV bucket.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
 
 import msgspec
 
 from tradewire_common.config import PaperConfig
 from tradewire_common.ids import derive_id, split_instrument_id
-from tradewire_common.numbers import ZERO, quantize_down
+from tradewire_common.numbers import ZERO
 from tradewire_common.schemas import (
     Bar,
     CancelOrder,
-    Liquidity,
     OrderAccepted,
     OrderCanceled,
     OrderEvent,
@@ -71,11 +132,14 @@ from tradewire_common.schemas import (
     OrderFilled,
     OrderRejected,
     OrderType,
-    Side,
     SubmitOrder,
     TimeInForce,
 )
+from tradewire_execution.paper_brackets import BracketBook, Key
+from tradewire_execution.paper_pricing import CONTEXT, Costs, fill_quote, triggered
+from tradewire_execution.paper_state import STATE_VERSION, BarRow, History, VenueState, Working
 from tradewire_execution.venue import (
+    CAP_BRACKET,
     CAP_DAY,
     CAP_FOK,
     CAP_GTC,
@@ -84,12 +148,15 @@ from tradewire_execution.venue import (
     CAP_MARKET,
     CAP_PARTIAL_FILLS,
     CAP_REDUCE_ONLY,
+    CAP_STOP,
+    CAP_STOP_LIMIT,
     VenueAdapter,
 )
 
+__all__ = ["STATE_VERSION", "PaperVenue"]
+
 log = logging.getLogger(__name__)
 
-_BPS = Decimal(10_000)
 _DAY_NS = 86_400 * 1_000_000_000
 #: Bars kept per instrument.
 DEFAULT_HISTORY = 10_000
@@ -100,143 +167,14 @@ DEFAULT_EXPORT_BARS = 64
 #: Newest client order ids kept in the exported state (plus those of all open orders). A restarted
 #: service sees again only commands it had not acknowledged, which are the newest.
 DEFAULT_EXPORT_IDS = 1_000
-#: Version of the exported state's layout.
-STATE_VERSION = 1
-
-
-class _History:
-    """One instrument's bars, in event-time order, at most ``limit`` of them."""
-
-    def __init__(self, limit: int, interval: str) -> None:
-        self.limit = limit
-        self.interval = interval
-        self.bars: list[Bar] = []
-        self.times: list[int] = []
-        #: Event time of the newest bar dropped to respect ``limit`` (None: nothing dropped).
-        self.dropped_until: int | None = None
-        #: Exported bars, encoded once each (by event time; bars never change once stored).
-        self._encoded: dict[int, msgspec.Raw] = {}
-
-    def add(self, bar: Bar) -> bool:
-        """Insert ``bar`` in order; False if a bar with its event time is already stored."""
-        i = bisect.bisect_left(self.times, bar.ts_event)
-        if i < len(self.times) and self.times[i] == bar.ts_event:
-            return False
-        self.times.insert(i, bar.ts_event)
-        self.bars.insert(i, bar)
-        excess = len(self.bars) - self.limit
-        if excess > 0:
-            self.dropped_until = self.times[excess - 1]
-            del self.times[:excess]
-            del self.bars[:excess]
-        return True
-
-    def after(self, ts: int) -> list[Bar]:
-        """Stored bars with ``ts_event > ts``, oldest first."""
-        return self.bars[bisect.bisect_right(self.times, ts) :]
-
-    def export(self, count: int) -> _HistoryState:
-        """The newest ``count`` bars, for the exported state."""
-        bars = self.bars[-count:]
-        cache = self._encoded
-        if len(cache) > 2 * count:
-            cache = self._encoded = {b.ts_event: cache[b.ts_event] for b in bars if b.ts_event in cache}
-        rows = []
-        for bar in bars:
-            raw = cache.get(bar.ts_event)
-            if raw is None:
-                raw = cache[bar.ts_event] = msgspec.Raw(msgspec.json.encode(_BarRow.of(bar)))
-            rows.append(raw)
-        omitted = len(self.bars) - len(bars)
-        dropped_until = self.times[omitted - 1] if omitted else self.dropped_until
-        return _HistoryState(bars[0].instrument_id, self.interval, rows, dropped_until)
-
-
-@dataclass
-class _Working:
-    """An order at the venue and how far it has been matched."""
-
-    order: SubmitOrder
-    venue_order_id: str
-    #: Event time of the last bar matched against; only bars after it are eligible.
-    cursor: int
-    filled: Decimal = ZERO
-    #: True once the order has met its first eligible bar.
-    worked: bool = False
-    #: For DAY orders: the event time at which the order expires.
-    expires_at: int | None = None
-    closed: bool = False
-
-    @property
-    def leaves(self) -> Decimal:
-        quantity: Decimal = self.order.quantity
-        return quantity - self.filled
-
-    def sort_key(self) -> tuple[int, str]:
-        return (self.order.ts_event, self.order.client_order_id)
-
-
-# --- exported state (msgspec JSON; additive changes only, or bump STATE_VERSION) ---------------
-
-
-class _BarRow(msgspec.Struct, frozen=True, array_like=True):
-    """A stored bar without its instrument and interval (those are its history's)."""
-
-    id: str
-    ts_event: int
-    ts_init: int
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    seq: int
-    correlation_id: str
-
-    @classmethod
-    def of(cls, bar: Bar) -> _BarRow:
-        return cls(bar.id, bar.ts_event, bar.ts_init, bar.open, bar.high, bar.low, bar.close, bar.volume,
-                   bar.seq, bar.correlation_id)
-
-    def bar(self, instrument_id: str, interval: str) -> Bar:
-        return Bar(id=self.id, ts_event=self.ts_event, ts_init=self.ts_init, correlation_id=self.correlation_id,
-                   instrument_id=instrument_id, interval=interval, open=self.open, high=self.high, low=self.low,
-                   close=self.close, volume=self.volume, seq=self.seq)
-
-
-class _HistoryState(msgspec.Struct, frozen=True):
-    instrument_id: str
-    interval: str
-    #: Encoded ``_BarRow`` objects, oldest first.
-    bars: list[msgspec.Raw]
-    #: Event time of the newest bar not kept (None: none was dropped).
-    dropped_until: int | None = None
-
-
-class _OrderState(msgspec.Struct, frozen=True):
-    order: SubmitOrder
-    cursor: int
-    filled: Decimal
-    worked: bool
-    expires_at: int | None = None
-
-
-class _VenueState(msgspec.Struct, frozen=True):
-    version: int
-    venue: str
-    #: Working orders, oldest first.
-    orders: list[_OrderState]
-    #: Remembered client order ids, oldest first.
-    seen: list[str]
-    histories: list[_HistoryState]
-
 
 class PaperVenue(VenueAdapter):
     """A simulated venue filling orders from bars (see the module docstring for the rules)."""
 
-    capabilities = frozenset(
-        {CAP_MARKET, CAP_LIMIT, CAP_PARTIAL_FILLS, CAP_GTC, CAP_IOC, CAP_FOK, CAP_DAY, CAP_REDUCE_ONLY}
-    )
+    capabilities = frozenset({
+        CAP_MARKET, CAP_LIMIT, CAP_STOP, CAP_STOP_LIMIT, CAP_BRACKET, CAP_PARTIAL_FILLS, CAP_GTC, CAP_IOC,
+        CAP_FOK, CAP_DAY, CAP_REDUCE_ONLY,
+    })
 
     def __init__(
         self,
@@ -258,16 +196,14 @@ class PaperVenue(VenueAdapter):
         self._export_ids = export_ids
         #: Bumped when state that must survive a restart changed (see the module docstring).
         self.state_revision = 0
-        self._slippage = Decimal(str(config.slippage_bps)) / _BPS
-        self._fee_rate = Decimal(str(config.fee_bps)) / _BPS
-        share = Decimal(str(config.max_volume_share))
-        #: None: the volume cap is disabled.
-        self._volume_share: Decimal | None = None if share >= 1 else share
-        self._bars: dict[str, _History] = {}
+        self._costs = Costs(config)
+        self._latency_ns = config.latency_ms * 1_000_000
+        self._bars: dict[str, History] = {}
         #: Open orders by instrument, then client order id.
-        self._open: dict[str, dict[str, _Working]] = {}
+        self._open: dict[str, dict[str, Working]] = {}
         #: Every client order id seen (insertion-ordered; the oldest closed ones are forgotten).
         self._seen: dict[str, None] = {}
+        self._book = BracketBook()
 
     # --- VenueAdapter -------------------------------------------------------------------------
 
@@ -295,7 +231,7 @@ class PaperVenue(VenueAdapter):
             ]
         # A market order filling at the close may fill on the signal bar itself (ts_event == t).
         at_close = order.order_type is OrderType.MARKET and self.config.fill_at == "close"
-        working = _Working(
+        working = Working(
             order=order,
             venue_order_id=derive_id("vo", coid)[:16],
             cursor=order.ts_event - 1 if at_close else order.ts_event,
@@ -314,6 +250,7 @@ class PaperVenue(VenueAdapter):
         ]
         history = self._bars.get(order.instrument_id)
         if history is not None:
+            self._apply_latency(working, history)
             if history.dropped_until is not None and working.cursor < history.dropped_until:
                 log.warning(
                     "paper %s: order %s at %d is older than the kept bar history; "
@@ -322,10 +259,7 @@ class PaperVenue(VenueAdapter):
                     coid,
                     order.ts_event,
                 )
-            for bar in history.after(working.cursor):
-                events.extend(self._match(working, bar, now_ns))
-                if working.closed:
-                    break
+            events.extend(self._catch_up(working, history, now_ns))
         if not working.closed:
             self._open.setdefault(order.instrument_id, {})[coid] = working
         return events
@@ -355,7 +289,7 @@ class PaperVenue(VenueAdapter):
     async def on_bar(self, bar: Bar, now_ns: int) -> list[OrderEvent]:
         history = self._bars.get(bar.instrument_id)
         if history is None:
-            history = self._bars[bar.instrument_id] = _History(self._history_limit, bar.interval)
+            history = self._bars[bar.instrument_id] = History(self._history_limit, bar.interval)
         elif bar.interval != history.interval:
             log.warning(
                 "paper %s: %s bar of %s ignored: this venue matches %s bars",
@@ -370,63 +304,64 @@ class PaperVenue(VenueAdapter):
             return []
         events: list[OrderEvent] = []
         orders = self._open.get(bar.instrument_id)
-        if not orders:
-            return events
-        for working in sorted(orders.values(), key=_Working.sort_key):
-            if bar.ts_event > working.cursor:
-                events.extend(self._match(working, bar, now_ns))
+        if orders:
+            for working in sorted(orders.values(), key=Working.sort_key):
+                self._apply_latency(working, history)
+                if bar.ts_event > working.cursor and not working.closed:
+                    events.extend(self._match(working, bar, now_ns))
+        if self._book.brackets:
+            events.extend(self._fire_brackets(bar, now_ns))
         return events
 
     def open_orders(self) -> list[str]:
         working = [w for orders in self._open.values() for w in orders.values()]
-        return [w.order.client_order_id for w in sorted(working, key=_Working.sort_key)]
+        return [w.order.client_order_id for w in sorted(working, key=Working.sort_key)]
 
     def export_state(self) -> bytes:
-        """The working orders, the newest ``export_ids`` remembered client order ids (and those of
-        all open orders) and the last ``export_bars`` bars per instrument, as msgspec JSON."""
-        working = sorted((w for orders in self._open.values() for w in orders.values()), key=_Working.sort_key)
+        """The working orders, the tracked positions and brackets, the newest ``export_ids`` remembered
+        client order ids (and those of all open orders) and the last ``export_bars`` bars per
+        instrument, as msgspec JSON."""
+        working = sorted((w for orders in self._open.values() for w in orders.values()), key=Working.sort_key)
         newest = list(itertools.islice(reversed(self._seen), self._export_ids))[::-1]
         kept = set(newest)
         # open orders' ids are always remembered; older ones go first to keep the oldest-first order
         seen = [w.order.client_order_id for w in working if w.order.client_order_id not in kept] + newest
         histories = [h.export(self._export_bars) for _, h in sorted(self._bars.items()) if h.bars]
-        state = _VenueState(
+        positions, brackets = self._book.export()
+        state = VenueState(
             version=STATE_VERSION,
             venue=self.name,
-            orders=[_OrderState(w.order, w.cursor, w.filled, w.worked, w.expires_at) for w in working],
+            orders=[w.to_state() for w in working],
             seen=seen,
             histories=histories,
+            positions=positions,
+            brackets=brackets,
         )
         return msgspec.json.encode(state)
 
     def restore_state(self, data: bytes) -> None:
-        """Replace this venue's orders, remembered ids and bars by ``export_state`` output.
+        """Replace this venue's orders, positions, brackets, remembered ids and bars by ``export_state`` output.
 
         Raises ``ValueError`` (``msgspec.DecodeError`` is one) for data it cannot load: not a paper
         venue state, another layout version, or another venue's state.
         """
-        state = msgspec.json.decode(data, type=_VenueState)
+        state = msgspec.json.decode(data, type=VenueState)
         if state.version != STATE_VERSION:
             raise ValueError(f"paper venue state version {state.version} is not {STATE_VERSION}")
         if state.venue != self.name:
             raise ValueError(f"paper venue state of {state.venue!r} cannot be loaded into {self.name!r}")
-        bars: dict[str, _History] = {}
+        bars: dict[str, History] = {}
         for h in state.histories:
-            history = bars[h.instrument_id] = _History(self._history_limit, h.interval)
+            history = bars[h.instrument_id] = History(self._history_limit, h.interval)
             for raw in h.bars:
-                history.add(msgspec.json.decode(raw, type=_BarRow).bar(h.instrument_id, h.interval))
+                history.add(msgspec.json.decode(raw, type=BarRow).bar(h.instrument_id, h.interval))
             if h.dropped_until is not None:
                 history.dropped_until = max(h.dropped_until, history.dropped_until or h.dropped_until)
-        open_orders: dict[str, dict[str, _Working]] = {}
+        open_orders: dict[str, dict[str, Working]] = {}
         for o in state.orders:
             coid = o.order.client_order_id
-            open_orders.setdefault(o.order.instrument_id, {})[coid] = _Working(
-                order=o.order,
-                venue_order_id=derive_id("vo", coid)[:16],
-                cursor=o.cursor,
-                filled=o.filled,
-                worked=o.worked,
-                expires_at=o.expires_at,
+            open_orders.setdefault(o.order.instrument_id, {})[coid] = Working.from_state(
+                o, derive_id("vo", coid)[:16]
             )
         self._bars = bars
         self._open = open_orders
@@ -434,6 +369,8 @@ class PaperVenue(VenueAdapter):
         for orders in open_orders.values():
             for coid in orders:
                 self._seen.setdefault(coid, None)
+        self._book = BracketBook()
+        self._book.restore(state.positions, state.brackets)
         self.state_revision += 1
 
     # --- queries ------------------------------------------------------------------------------
@@ -442,6 +379,10 @@ class PaperVenue(VenueAdapter):
         """Event time of the newest bar seen for ``instrument_id`` (None if none)."""
         history = self._bars.get(instrument_id)
         return history.times[-1] if history is not None and history.times else None
+
+    def position(self, strategy_id: str, instrument_id: str) -> Decimal:
+        """The net position this venue's fills made for a strategy (signed; brackets protect it)."""
+        return self._book.position((strategy_id, instrument_id))
 
     # --- matching -----------------------------------------------------------------------------
 
@@ -454,7 +395,51 @@ class PaperVenue(VenueAdapter):
             return f"instrument {order.instrument_id} is not traded on venue {self.name}"
         return ""
 
-    def _match(self, working: _Working, bar: Bar, now_ns: int) -> list[OrderEvent]:
+    def _apply_latency(self, working: Working, history: History) -> None:
+        """Move the cursor of an order with latency to just before its arrival (idempotent)."""
+        if not self._latency_ns or working.exit:
+            return
+        t = working.order.ts_event
+        end = history.close_time(t)
+        if end is None:
+            end = t
+        working.cursor = max(working.cursor, end + self._latency_ns - 1)
+
+    def _catch_up(self, working: Working, history: History, now_ns: int) -> list[OrderEvent]:
+        """Match a newly submitted order (and the bracket exits it causes) against stored bars."""
+        events: list[OrderEvent] = []
+        key: Key = (working.order.strategy_id, working.order.instrument_id)
+        spawned = [working]
+        for bar in history.after(working.cursor):
+            for w in spawned:
+                if bar.ts_event > w.cursor and not w.closed:
+                    events.extend(self._match(w, bar, now_ns))
+            events.extend(self._fire_brackets(bar, now_ns, only=key, spawned=spawned))
+            bracket = self._book.brackets.get(key)
+            if all(w.closed for w in spawned) and (bracket is None or bracket.cursor >= history.times[-1]):
+                break
+        return events
+
+    def _fire_brackets(
+        self, bar: Bar, now_ns: int, only: Key | None = None, spawned: list[Working] | None = None
+    ) -> list[OrderEvent]:
+        """Check the brackets on ``bar`` (after its working orders) and fill the exits of those that fire."""
+        events: list[OrderEvent] = []
+        for bracket, kind, level in self._book.due(bar, only):
+            self.state_revision += 1
+            held = self._book.position((bracket.strategy_id, bracket.instrument_id))
+            order = bracket.exit_order(kind, bar, abs(held))
+            coid = order.client_order_id
+            self._remember(coid)
+            working = Working(order=order, venue_order_id=derive_id("vo", coid)[:16], cursor=bar.ts_event - 1,
+                              exit=True, exit_level=level)
+            self._open.setdefault(order.instrument_id, {})[coid] = working
+            if spawned is not None:
+                spawned.append(working)
+            events.extend(self._match(working, bar, now_ns))
+        return events
+
+    def _match(self, working: Working, bar: Bar, now_ns: int) -> list[OrderEvent]:
         """Match ``working`` against one eligible bar (``bar.ts_event > working.cursor``)."""
         order = working.order
         tif = order.time_in_force
@@ -469,20 +454,40 @@ class PaperVenue(VenueAdapter):
             elif bar.ts_event >= working.expires_at:
                 self._close(working)
                 return [self._ended(OrderExpired, working, working.expires_at, now_ns, "DAY order expired")]
+        # IOC/FOK orders are decided on their first eligible bar, stops on their trigger bar
+        decisive = first
+        trigger_bar = False
+        if working.is_stop:
+            if not working.triggered:
+                assert order.trigger_price is not None  # SubmitOrder guarantees it for stop orders
+                if not triggered(order.side, order.trigger_price, bar):
+                    return []
+                working.triggered = trigger_bar = True
+                self.state_revision += 1
+            decisive = trigger_bar
 
         events: list[OrderEvent] = []
-        quote = self._price(order, bar)
+        quote = fill_quote(order, bar, trigger_bar=trigger_bar, exit=working.exit, exit_level=working.exit_level)
         qty = ZERO
         if quote is not None:
             qty = working.leaves
-            cap = self._cap(bar)
+            cap = self._costs.cap(bar)
             if cap is not None:
                 qty = min(qty, cap)
+            if working.exit:
+                closable = self._book.closable(order)
+                if closable <= 0:
+                    self._close(working)
+                    return [self._ended(OrderCanceled, working, bar.ts_event, now_ns, "exit: position closed")]
+                qty = min(qty, closable)
             if tif is TimeInForce.FOK and qty < working.leaves:
                 qty = ZERO
         if quote is not None and qty > 0:
-            price, liquidity = quote
+            base, liquidity, slip = quote
+            price = self._costs.slipped(base, order.side, qty, bar) if slip else base
+            fee = self._costs.fee(qty, price, liquidity, first_fill=working.filled == 0)
             working.filled += qty
+            working.value = CONTEXT.add(working.value, CONTEXT.multiply(qty, price))
             self.state_revision += 1
             leaves = working.leaves
             trade_id = derive_id("trade", order.client_order_id, bar.ts_event)[:20]
@@ -500,51 +505,27 @@ class PaperVenue(VenueAdapter):
                     side=order.side,
                     last_qty=qty,
                     last_px=price,
-                    fee=qty * price * self._fee_rate,
+                    fee=fee,
                     fee_currency=self.config.fee_currency,
                     liquidity=liquidity,
                     partial=leaves > 0,
                     leaves_qty=leaves,
                 )
             )
+            self._book.on_fill(working, qty, bar)
             if leaves <= 0:
                 self._close(working)
                 return events
-        if first and tif in (TimeInForce.IOC, TimeInForce.FOK):
+        if decisive and tif in (TimeInForce.IOC, TimeInForce.FOK):
             self._close(working)
             reason = f"{tif.value}: rest canceled"
             events.append(self._ended(OrderCanceled, working, bar.ts_event, now_ns, reason))
         return events
 
-    def _price(self, order: SubmitOrder, bar: Bar) -> tuple[Decimal, Liquidity] | None:
-        """Fill price and liquidity of ``order`` on ``bar``, or None if it does not fill there."""
-        if order.order_type is OrderType.MARKET:
-            # Only a fill_at="close" order is eligible on its signal bar; later bars fill at the open.
-            base = bar.close if bar.ts_event == order.ts_event else bar.open
-            if order.side is Side.BUY:
-                return base * (1 + self._slippage), Liquidity.TAKER
-            return base * (1 - self._slippage), Liquidity.TAKER
-        limit = order.limit_price
-        assert limit is not None  # SubmitOrder guarantees it for limit orders
-        if order.side is Side.BUY:
-            if bar.low > limit:
-                return None
-            return (bar.open, Liquidity.TAKER) if bar.open < limit else (limit, Liquidity.MAKER)
-        if bar.high < limit:
-            return None
-        return (bar.open, Liquidity.TAKER) if bar.open > limit else (limit, Liquidity.MAKER)
-
-    def _cap(self, bar: Bar) -> Decimal | None:
-        """Most quantity one order may fill on ``bar`` (None: no cap)."""
-        if self._volume_share is None:
-            return None
-        cap: Decimal = quantize_down(self._volume_share * bar.volume, self.config.quantity_step)
-        return cap
-
     def _ended(
         self,
         kind: type[OrderCanceled] | type[OrderExpired],
-        working: _Working,
+        working: Working,
         ts_event: int,
         now_ns: int,
         reason: str,
@@ -562,16 +543,17 @@ class PaperVenue(VenueAdapter):
             filled_qty=working.filled,
         )
 
-    def _close(self, working: _Working) -> None:
+    def _close(self, working: Working) -> None:
         working.closed = True
         self.state_revision += 1
+        self._book.on_close(working)
         orders = self._open.get(working.order.instrument_id)
         if orders is not None:
             orders.pop(working.order.client_order_id, None)
             if not orders:
                 del self._open[working.order.instrument_id]
 
-    def _find_open(self, coid: str) -> _Working | None:
+    def _find_open(self, coid: str) -> Working | None:
         for orders in self._open.values():
             working = orders.get(coid)
             if working is not None:

@@ -43,6 +43,12 @@ CAP_IOC = "ioc"
 CAP_FOK = "fok"
 CAP_DAY = "day"
 CAP_REDUCE_ONLY = "reduce_only"
+#: ``STOP_MARKET`` orders (``trigger_price``).
+CAP_STOP = "stop"
+#: ``STOP_LIMIT`` orders (``trigger_price`` and ``limit_price``).
+CAP_STOP_LIMIT = "stop_limit"
+#: Attached exits (``stop_loss_pct``/``take_profit_pct``), native or emulated by the adapter.
+CAP_BRACKET = "bracket"
 
 
 class VenueAdapter(abc.ABC):
