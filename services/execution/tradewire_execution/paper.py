@@ -290,6 +290,9 @@ class PaperVenue(VenueAdapter):
         history = self._bars.get(bar.instrument_id)
         if history is None:
             history = self._bars[bar.instrument_id] = History(self._history_limit, bar.interval)
+            if self._latency_ns and history.close_time(bar.ts_event) is None:
+                log.warning("paper %s: interval %r of %s is not understood; latency counts from the bar's open",
+                            self.name, bar.interval, bar.instrument_id)
         elif bar.interval != history.interval:
             log.warning(
                 "paper %s: %s bar of %s ignored: this venue matches %s bars",
