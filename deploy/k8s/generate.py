@@ -167,9 +167,7 @@ def render_nats_auth(nats_conf: Path) -> str:
         if "authorization" in blocks or "accounts" in blocks:
             return HEADER.format(source="deploy/nats/nats.conf", hint=RUN_HINT) + blocks
         raise SystemExit(f"{_rel(nats_conf)} has no top-level authorization or accounts block")
-    users = "\n".join(
-        f"    {{user: {role.lower()}, password: $TRADEWIRE_NATS_PASSWORD_{role}}}" for role in NATS_ROLES
-    )
+    users = "\n".join(f"    {{user: {role.lower()}, password: $TRADEWIRE_NATS_PASSWORD_{role}}}" for role in NATS_ROLES)
     return (
         HEADER.format(source="NATS_ROLES (deploy/nats/nats.conf does not exist yet)", hint=RUN_HINT)
         + "# One user per service plus the operator, without per-subject permissions: once\n"
