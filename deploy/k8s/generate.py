@@ -8,7 +8,9 @@ kustomize cannot load files outside its root, so this copies them in (run after 
   every ``deploy/grafana/dashboards/*.json``;
 * ``base/generated/nats-auth.conf``: the ``authorization``/``accounts`` blocks of
   ``deploy/nats/nats.conf`` (users and permissions; passwords stay ``$TRADEWIRE_NATS_PASSWORD_<ROLE>``
-  environment references), or a plain users block while that file does not exist.
+  environment references), or a plain users block while that file does not exist;
+* ``base/generated/nats-passwords.yaml``: a patch giving the NATS pods every password variable that
+  auth.conf references, each from its key of the Secret ``tradewire-secrets``.
 
 Usage::
 
@@ -22,8 +24,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import secrets
+import string
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,10 +45,11 @@ NATS_CONF = ROOT / "deploy" / "nats" / "nats.conf"
 DEV_SECRETS = K8S / "overlays" / "dev" / "secrets.env"
 
 RUN_HINT = "run: .venv/bin/python deploy/k8s/generate.py"
-#: The NATS users: one per service plus the operator (CLI).
-NATS_ROLES = ("DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "OPERATOR")
-#: Keys of the Secret ``tradewire-secrets`` in every environment (prod adds ``PGPASSWORD``).
-SECRET_KEYS = ("TRADEWIRE_API_TOKEN", *(f"TRADEWIRE_NATS_PASSWORD_{role}" for role in NATS_ROLES))
+#: The NATS users while deploy/nats/nats.conf does not exist: one per service plus the operator.
+FALLBACK_NATS_ROLES = ("DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "OPERATOR")
+SECRET_NAME = "tradewire-secrets"
+API_TOKEN_KEY = "TRADEWIRE_API_TOKEN"
+_PASSWORD_VAR = re.compile(r"\$\{?(TRADEWIRE_NATS_PASSWORD_[A-Z0-9_]+)")
 #: Labels on the monitoring objects; ``release`` must match the prometheus-operator's selectors.
 MONITORING_LABELS = {"release": "prometheus"}
 #: A ConfigMap holds at most 1 MiB.
@@ -67,6 +72,17 @@ def _dump(data: Any) -> str:
     return buf.getvalue()
 
 
+def _literal_blocks(node: Any) -> Any:
+    """Plain data with every multi-line string as a ``|`` block (as the rule files write expressions)."""
+    if isinstance(node, dict):
+        return CommentedMap((key, _literal_blocks(value)) for key, value in node.items())
+    if isinstance(node, list):
+        return CommentedSeq(_literal_blocks(value) for value in node)
+    if isinstance(node, str) and "\n" in node.rstrip("\n") and not re.search(r"[ \t]\n", node):
+        return LiteralScalarString(node)
+    return node
+
+
 def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
@@ -76,7 +92,7 @@ def render_prometheus_rule(rule_files: list[Path]) -> str:
     groups = CommentedSeq()
     seen: dict[str, Path] = {}
     for path in rule_files:
-        data = _yaml().load(path.read_text()) or {}
+        data = _literal_blocks(YAML(typ="safe").load(path.read_text()) or {})
         if not isinstance(data, dict) or not isinstance(data.get("groups", []), list):
             raise SystemExit(f"{_rel(path)}: not a Prometheus rule file (expected a `groups:` list)")
         for group in data.get("groups") or []:
@@ -167,23 +183,52 @@ def render_nats_auth(nats_conf: Path) -> str:
         if "authorization" in blocks or "accounts" in blocks:
             return HEADER.format(source="deploy/nats/nats.conf", hint=RUN_HINT) + blocks
         raise SystemExit(f"{_rel(nats_conf)} has no top-level authorization or accounts block")
-    users = "\n".join(f"    {{user: {role.lower()}, password: $TRADEWIRE_NATS_PASSWORD_{role}}}" for role in NATS_ROLES)
+    users = "\n".join(
+        f"    {{user: {role.lower()}, password: $TRADEWIRE_NATS_PASSWORD_{role}}}" for role in FALLBACK_NATS_ROLES
+    )
     return (
-        HEADER.format(source="NATS_ROLES (deploy/nats/nats.conf does not exist yet)", hint=RUN_HINT)
+        HEADER.format(source="FALLBACK_NATS_ROLES (deploy/nats/nats.conf does not exist yet)", hint=RUN_HINT)
         + "# One user per service plus the operator, without per-subject permissions: once\n"
         + "# deploy/nats/nats.conf exists, its authorization block (with permissions) replaces this.\n"
         + f"authorization {{\n  users: [\n{users}\n  ]\n}}\n"
     )
 
 
+def password_vars(auth_conf: str) -> list[str]:
+    """The ``$TRADEWIRE_NATS_PASSWORD_<ROLE>`` variables a NATS config references, in order."""
+    return list(dict.fromkeys(_PASSWORD_VAR.findall(auth_conf)))
+
+
+def render_nats_passwords_patch(variables: list[str]) -> str:
+    """A strategic-merge patch: each password variable in the NATS container, from the Secret."""
+    env = CommentedSeq(
+        CommentedMap(name=var, valueFrom=CommentedMap(secretKeyRef=CommentedMap(name=SECRET_NAME, key=var)))
+        for var in variables
+    )
+    container = CommentedMap(name="nats", env=env)
+    doc = CommentedMap()
+    doc["apiVersion"] = "apps/v1"
+    doc["kind"] = "StatefulSet"
+    doc["metadata"] = CommentedMap(name="nats")
+    doc["spec"] = CommentedMap(template=CommentedMap(spec=CommentedMap(containers=CommentedSeq([container]))))
+    return HEADER.format(source="the variables of generated/nats-auth.conf", hint=RUN_HINT) + _dump(doc)
+
+
+def secret_keys() -> tuple[str, ...]:
+    """Keys of the Secret ``tradewire-secrets`` in every environment (prod adds ``PGPASSWORD``)."""
+    return (API_TOKEN_KEY, *password_vars(render_nats_auth(NATS_CONF)))
+
+
 def outputs() -> dict[Path, str]:
     """Every generated file and the content it must have."""
     rules = sorted([*RULES_DIR.glob("*.yml"), *RULES_DIR.glob("*.yaml")])
     dashboards = sorted(DASHBOARDS_DIR.glob("*.json"))
+    auth = render_nats_auth(NATS_CONF)
     return {
         GENERATED / "prometheusrule.yaml": render_prometheus_rule(rules),
         GENERATED / "dashboards-configmap.yaml": render_dashboards(dashboards),
-        GENERATED / "nats-auth.conf": render_nats_auth(NATS_CONF),
+        GENERATED / "nats-auth.conf": auth,
+        GENERATED / "nats-passwords.yaml": render_nats_passwords_patch(password_vars(auth)),
     }
 
 
@@ -192,12 +237,20 @@ def stale() -> list[Path]:
     return [path for path, text in outputs().items() if not path.exists() or path.read_text() != text]
 
 
+def random_secret() -> str:
+    """A letter, then 43 of ``[A-Za-z0-9_-]``: nats-server reads a password variable as a string only
+    when it does not look like a number."""
+    return secrets.choice(string.ascii_letters) + secrets.token_urlsafe(32)
+
+
 def write_dev_secrets(path: Path) -> None:
-    """A ``secrets.env`` with a random value for every key (never overwrites an existing file)."""
-    if path.exists():
-        raise SystemExit(f"{_rel(path)} exists; delete it first to make new secrets")
-    path.write_text("".join(f"{key}={secrets.token_urlsafe(32)}\n" for key in SECRET_KEYS))
-    path.chmod(0o600)
+    """A ``secrets.env`` with a random value for every key (mode 0600, never overwrites a file)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SystemExit(f"{_rel(path)} exists; delete it first to make new secrets") from None
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(f"{key}={random_secret()}\n" for key in secret_keys()))
 
 
 def main(argv: list[str] | None = None) -> int:
