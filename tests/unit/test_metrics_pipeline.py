@@ -102,6 +102,17 @@ async def test_replay_metrics_agree_with_the_ledger_and_the_feed(replayed: dict[
     assert value(s, "ledger", "reconciliation_mismatches_total", kind="overfill") == 0.0
 
 
+async def test_counters_that_alerts_watch_exist_at_zero_before_their_first_increment(
+    replayed: dict[str, Service],
+) -> None:
+    def exact(service: str, name: str, **labels: str) -> float | None:
+        return replayed[service].metrics.registry.get_sample_value(f"tradewire_{service}_{name}", labels)
+
+    assert exact("signals", "strategy_errors_total", strategy="sma_cross") == 0
+    assert exact("execution", "orders_total", venue="BINANCE", status="rejected") == 0
+    assert exact("ledger", "dead_letters_total", reason="handler") == 0
+
+
 async def test_every_rendered_sample_is_in_the_metrics_catalog(replayed: dict[str, Service]) -> None:
     catalog = exported_series_names()
     rendered = {

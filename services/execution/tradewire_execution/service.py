@@ -97,6 +97,9 @@ class ExecutionService(Service):
             "order_round_trip_seconds", "From risk issuing a SubmitOrder to the venue's answer being published",
             ("venue",), buckets=LATENCY_BUCKETS,
         )
+        for venue_name in self.venues:  # at 0 from the start, so the reject ratio sees the first ones
+            self.commands_in.labels(venue_name, "submit")
+            self.orders.labels(venue_name, "rejected")
 
     async def on_start(self) -> None:
         for name, venue in self.venues.items():  # every venue's state is back before any message

@@ -34,6 +34,9 @@ class SignalsService(Service):
         self.signals_out = self.metrics.counter("signals_total", "Signals emitted", ("strategy",))
         self.errors = self.metrics.counter("strategy_errors_total", "Strategy code failures", ("strategy",))
         self.market_events = MarketEventMetrics(self.metrics)
+        for strategy, _ in self.strategies:  # at 0 from the start, so increase() sees the first error
+            self.signals_out.labels(strategy.strategy_id)
+            self.errors.labels(strategy.strategy_id)
 
     async def on_start(self) -> None:
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
