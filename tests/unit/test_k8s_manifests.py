@@ -731,6 +731,43 @@ def test_service_monitors_scrape_metrics_from_every_service_and_from_nats(manife
     assert scraped == {*SERVICES, "nats"}
 
 
+def _expand(template: str, match: re.Match[str]) -> str:
+    """``$1``/``${1}`` references of a relabel replacement (missing groups are empty)."""
+    return re.sub(r"\$\{?(\d+)\}?", lambda ref: match.group(int(ref.group(1))) or "", template)
+
+
+def _relabel(rules: list[Doc], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus ``replace`` relabeling (the only action the ServiceMonitors use)."""
+    labels = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace"
+        value = rule.get("separator", ";").join(labels.get(name, "") for name in rule.get("sourceLabels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            labels[rule["targetLabel"]] = _expand(rule.get("replacement", "$1"), match)
+    return labels
+
+
+def test_service_monitors_give_the_targets_the_job_and_service_labels_of_the_compose_scrape_config(
+    manifests: Manifests,
+) -> None:
+    compose_config = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    if not compose_config.exists():
+        pytest.skip("deploy/prometheus/prometheus.yml does not exist yet")
+    expected = {
+        job["job_name"]: target.get("labels", {})
+        for job in YAML(typ="safe").load(compose_config.read_text())["scrape_configs"]
+        if job["job_name"].startswith("tradewire-")
+        for target in job.get("static_configs", [])
+    }
+    (endpoint,) = manifests.get("ServiceMonitor", "tradewire")["spec"]["endpoints"]
+    got = {}
+    for name in SERVICES:
+        labels = _relabel(endpoint["relabelings"], {"__meta_kubernetes_service_name": name, "job": name})
+        got[labels["job"]] = {"service": labels["service"]}
+    assert got == expected
+
+
 def _rendered_rule(manifests: Manifests) -> Doc:
     rule = manifests.get("PrometheusRule", "tradewire")
     assert generate.MONITORING_LABELS.items() <= rule["metadata"]["labels"].items()
