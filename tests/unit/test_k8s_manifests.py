@@ -488,6 +488,11 @@ def test_nats_runs_three_jetstream_nodes_with_a_persistent_volume_each(manifests
     store_dir = re.search(r"jetstream\s*\{[^}]*store_dir:\s*(\S+)", conf)
     assert store_dir, "JetStream is not enabled with a store_dir"
     container = manifests.container("StatefulSet", "nats")
+    limit = re.search(r"jetstream\s*\{[^}]*max_file_store:\s*\$(\w+)", conf)
+    assert limit, "JetStream's file store has no limit"
+    store_limit = _quantity(manifests.env(container)[limit.group(1)].replace("B", "i"))
+    volume = _quantity(claim["spec"]["resources"]["requests"]["storage"])
+    assert volume * Decimal("0.7") <= store_limit <= volume * Decimal("0.9"), "file store limit not ~80% of the volume"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == store_dir.group(1)
     cluster_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "cluster")
@@ -506,7 +511,9 @@ def test_nats_config_is_accepted_by_nats_server_with_every_password_from_the_sec
     assert set(re.findall(r"\$(TRADEWIRE_NATS_PASSWORD_\w+)", auth)) == passwords
     roles = {"DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "OPERATOR"}
     assert {f"TRADEWIRE_NATS_PASSWORD_{role}" for role in roles} <= passwords
-    environ = {"PATH": "/usr/bin:/bin", "POD_NAME": "nats-0", **{name: generate.random_secret() for name in passwords}}
+    plain = {name: value for name, value in env.items() if isinstance(value, str)}
+    secrets_env = {name: generate.random_secret() for name in passwords}
+    environ = {"PATH": "/usr/bin:/bin", "POD_NAME": "nats-0", **plain, **secrets_env}
     cmd = [nats_server_binary(), "-t", "-c", str(tmp_path / "nats.conf")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=environ)
     assert result.returncode == 0, result.stdout + result.stderr
