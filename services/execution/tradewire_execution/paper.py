@@ -168,6 +168,7 @@ DEFAULT_EXPORT_BARS = 64
 #: service sees again only commands it had not acknowledged, which are the newest.
 DEFAULT_EXPORT_IDS = 1_000
 
+
 class PaperVenue(VenueAdapter):
     """A simulated venue filling orders from bars (see the module docstring for the rules)."""
 
@@ -431,6 +432,8 @@ class PaperVenue(VenueAdapter):
         for bracket, kind, level in self._book.due(bar, only):
             self.state_revision += 1
             held = self._book.position((bracket.strategy_id, bracket.instrument_id))
+            if held * bracket.direction <= 0:  # an armed bracket always has a position; never sell short
+                continue
             order = bracket.exit_order(kind, bar, abs(held))
             coid = order.client_order_id
             self._remember(coid)
