@@ -76,3 +76,12 @@ def test_every_metric_has_a_help_text() -> None:
 def test_series_names_follow_the_exposition_format(kind: str, series: tuple[str, ...]) -> None:
     metric = next(m for m in exported_metrics() if m.kind == kind)
     assert metric.series == tuple(metric.name + s for s in series)
+
+
+def test_the_catalog_prints_one_line_per_metric_with_type_labels_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from tradewire_common.metrics_catalog import main
+
+    main()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(exported_metrics())
+    assert "tradewire_execution_orders\tcounter\tvenue,status\tOrder events by resulting order status" in lines

@@ -68,3 +68,13 @@ def exported_metrics(config: Config | None = None) -> list[ExportedMetric]:
 def exported_series_names(config: Config | None = None) -> frozenset[str]:
     """Every sample name the services' ``/metrics`` can carry (what rules and dashboards select)."""
     return frozenset(series for metric in exported_metrics(config) for series in metric.series)
+
+
+def main() -> None:
+    """``python -m tradewire_common.metrics_catalog``: one line per metric (name, type, labels, help)."""
+    for metric in exported_metrics():
+        print(f"{metric.name}\t{metric.kind}\t{','.join(metric.labels) or '-'}\t{metric.doc}")
+
+
+if __name__ == "__main__":
+    main()
