@@ -40,6 +40,11 @@ class BusConfig(Section, frozen=True):
     url: str = ""
     #: Path to a NATS credentials file for this service (per-service users).
     credentials_file: str = ""
+    #: NATS user of this service (``tradewire nats-config`` names one per service); empty = no auth.
+    user: str = ""
+    #: File holding that user's password (a mounted secret). ``$TRADEWIRE_NATS_PASSWORD`` wins over
+    #: it; the password itself is never part of the configuration, so it never shows in a dump.
+    password_file: str = ""
     #: How long to wait for the broker at start before failing.
     connect_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
     #: JetStream redelivery attempts before a message goes to the dead-letter subject.

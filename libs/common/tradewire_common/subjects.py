@@ -89,6 +89,8 @@ ALL_SIGNALS = "sig.*"
 ALL_STRATEGY_ERRORS = "err.strategy.*"
 ALL_ORDER_COMMANDS = "ord.cmd.*"
 ALL_ORDER_EVENTS = "ord.evt.>"
+#: Order events of strategies only (one token), without execution's ``ord.evt._wm.*`` watermarks.
+STRATEGY_ORDER_EVENTS = "ord.evt.*"
 PORTFOLIO_SNAPSHOT = "pf.snapshot"
 RISK_STATE = "risk.state"
 RISK_HALT = "risk.halt"
@@ -114,6 +116,11 @@ STATS = "ctl.stats"
 PORTFOLIO_REQUEST = "ctl.portfolio"
 #: Every service pushes its counters here after each handled message (lockstep replays listen).
 STATS_REPORT = "ctl.stats.report"
+
+
+def inbox_prefix(user: str) -> str:
+    """Reply subjects of one NATS user: with per-user inboxes no user can read another's replies."""
+    return "_INBOX." + escape_token(user)
 
 
 @dataclass(frozen=True)

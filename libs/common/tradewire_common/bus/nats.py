@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import nats
 import nats.errors
@@ -24,6 +25,7 @@ from nats.js.kv import KeyValue
 
 from tradewire_common import subjects
 from tradewire_common.bus.base import Bus, Handler, Outcome, Responder, Subscription
+from tradewire_common.nats_auth import ClientAuth, client_auth_from_env
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +51,24 @@ class _NatsSub(Subscription):
 
 class NatsBus(Bus):
     def __init__(
-        self, service: str, url: str, *, credentials_file: str = "", connect_timeout: float = 10.0,
-        publish_attempts: int = 20, **kwargs: Any,
+        self, service: str, url: str, *, credentials_file: str = "", auth: ClientAuth | Literal["env"] | None = "env",
+        connect_timeout: float = 10.0, publish_attempts: int = 20, **kwargs: Any,
     ) -> None:
+        """``auth``: the login (None: anonymous); ``"env"`` reads it from the service-side environment
+        (``TRADEWIRE__BUS__USER`` with ``TRADEWIRE_NATS_PASSWORD``, or anonymous when unset)."""
         super().__init__(service, **kwargs)
         self.url = url
         self.credentials_file = credentials_file
+        self.auth = client_auth_from_env() if auth == "env" else auth
+        #: The broker's latest refusals (authorization or permissions violations), newest last.
+        self.refusals: deque[str] = deque(maxlen=32)
         self.connect_timeout = connect_timeout
         self.publish_attempts = publish_attempts
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
         self._subs: list[Subscription] = []
+        self._refused: asyncio.Future[str] | None = None
 
     @property
     def nc(self) -> Client:
@@ -82,21 +90,50 @@ class NatsBus(Bus):
             "max_reconnect_attempts": -1,
             "reconnect_time_wait": 0.5,
             "allow_reconnect": True,
+            "error_cb": self._on_error,
         }
         if self.credentials_file:
             options["user_credentials"] = self.credentials_file
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        while True:
-            try:
-                self._nc = await nats.connect(**options)
-                break
-            except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-                if loop.time() >= deadline:
-                    raise ConnectionError(f"cannot reach NATS at {self.url}: {exc}") from exc
-                await asyncio.sleep(0.2)
+        if self.auth is not None:
+            options.update(user=self.auth.user, password=self.auth.password,
+                           inbox_prefix=subjects.inbox_prefix(self.auth.user))
+        refused = self._refused = asyncio.get_running_loop().create_future()
+        nc = Client()
+        # nats-py retries the first connection forever (also with a wrong password): bound it by
+        # connect_timeout, and give up at once when the broker refuses the login.
+        attempt = asyncio.ensure_future(nc.connect(**options))
+        done, _ = await asyncio.wait({attempt, refused}, timeout=self.connect_timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if attempt not in done:
+            attempt.cancel()
+            await asyncio.gather(attempt, return_exceptions=True)
+            await nc.close()
+            if refused.done():
+                user = self.auth.user if self.auth else "(anonymous)"
+                raise ConnectionError(f"NATS at {self.url} refused user {user}: {refused.result()}")
+            raise ConnectionError(f"cannot reach NATS at {self.url} within {self.connect_timeout:g}s")
+        attempt.result()
+        self._nc = nc
         self._js = self.nc.jetstream(timeout=5.0)
-        await self.ensure_streams()
+        try:
+            await self.ensure_streams()
+        except nats.errors.TimeoutError as exc:
+            why = f" (last refusal: {self.refusals[-1]})" if self.refusals else ""
+            raise ConnectionError(f"JetStream at {self.url} did not answer while laying out the streams{why}") from exc
+
+    async def _on_error(self, exc: Exception) -> None:
+        """nats-py's error callback: a refused login ends ``connect``; refusals are logged."""
+        text = str(exc)
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization violation" in text.lower():
+            self.refusals.append("authorization violation (wrong user or password?)")
+            if self._refused is not None and not self._refused.done():
+                self._refused.set_result(self.refusals[-1])
+            log.error("NATS refused the login", extra={"url": self.url})
+        elif "permissions violation" in text.lower():
+            self.refusals.append(text)
+            log.error("NATS refused an operation of this service's user", extra={"error": text})
+        else:
+            log.warning("NATS connection error", extra={"error": repr(exc)})
 
     async def ensure_streams(self) -> None:
         """Create (or update) the JetStream streams and the state KV bucket; idempotent."""
