@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -28,7 +28,10 @@ class EmbeddedNats:
     """A JetStream-enabled nats-server on loopback with its store under ``data_dir``."""
 
     data_dir: Path
+    #: A generated nats.conf (users, permissions, its JetStream store); command-line flags still win.
     config_file: Path | None = None
+    #: Added to the server's environment: where nats.conf's ``$TRADEWIRE_NATS_PASSWORD_<ROLE>`` come from.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     monitor_url: str = ""
@@ -40,11 +43,15 @@ class EmbeddedNats:
         for old in ports_dir.glob("*.ports"):
             old.unlink()
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-m", "-1", "-js",
-                "-sd", str(self.data_dir / "jetstream"), "--ports_file_dir", str(ports_dir)]
-        if self.config_file is not None:
+                "--ports_file_dir", str(ports_dir)]
+        # nats-server refuses a store_dir given twice (even an equal one): a config file names its own
+        if self.config_file is None:
+            args += ["-sd", str(self.data_dir / "jetstream")]
+        else:
             args += ["-c", str(self.config_file)]
         log_file = open(self.data_dir / "nats-server.log", "ab")
-        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, **self.env})
         ports_file = ports_dir / f"nats-server_{self.process.pid}.ports"
         deadline = time.monotonic() + timeout
         while not ports_file.exists():

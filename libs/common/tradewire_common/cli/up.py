@@ -1,5 +1,11 @@
 """``tradewire up``: the embedded default — a bundled nats-server and the five services as
-supervised processes, replaying the demo dataset through paper trading."""
+supervised processes, replaying the demo dataset through paper trading.
+
+The bundled broker requires a login: each run draws fresh random passwords for every role, writes
+the generated ``nats.conf`` (environment references only) into the run directory, hands the
+passwords to nats-server through its environment and to each service its own user and password
+through the child's environment. No service sees another's password.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ from typing import Any
 import httpx
 
 from tradewire_common.cli.embedded_nats import EmbeddedNats
+from tradewire_common.cli.nats_config import write_nats_config
 from tradewire_common.config import Config
+from tradewire_common.nats_auth import PASSWORD_ENV, PASSWORD_FILE_ENV, ROLES, USER_ENV, new_password, password_env
 from tradewire_common.registry import SERVICE_NAMES
 
 #: Start order: sinks first, the feed last (it waits for the others anyway).
@@ -54,6 +62,8 @@ class Supervisor:
     started_at: float = field(default_factory=time.monotonic)
     embedded: EmbeddedNats | None = None
     stopping: bool = False
+    #: NATS password per role (bundled broker: fresh for this run; else ``$TRADEWIRE_NATS_PASSWORD_<ROLE>``).
+    passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -70,9 +80,10 @@ class Supervisor:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         if not self.nats_url:
-            self.embedded = EmbeddedNats(self.run_dir / "nats").start()
-            self.nats_url = self.embedded.url
-            self.say(f"nats-server (bundled, JetStream) at {self.nats_url}")
+            self.start_broker()
+        else:
+            self.passwords = {role: os.environ[password_env(role)] for role in SERVICE_NAMES
+                              if os.environ.get(password_env(role))}
         env = dict(os.environ)
         if not env.get("TRADEWIRE_API_TOKEN") and not env.get("TRADEWIRE_API_TOKEN_FILE"):
             token_file = self.run_dir / "api-token"
@@ -84,14 +95,43 @@ class Supervisor:
             args = [sys.executable, "-m", "tradewire_common.cli.main", "run", name, "--nats", self.nats_url]
             if self.config_path:
                 args += ["--config", self.config_path]
-            child = Child(name, args, env, self.run_dir / "logs" / f"{name}.log")
+            child = Child(name, args, self.child_env(env, name), self.run_dir / "logs" / f"{name}.log")
             child.start()
             self.children[name] = child
         self.write_endpoints(env)
 
+    def start_broker(self) -> None:
+        """The bundled nats-server with one user per role, passwords fresh for this run."""
+        nats_dir = self.run_dir / "nats"
+        self.passwords = {role: new_password() for role in ROLES}
+        conf = write_nats_config(nats_dir, store_dir=str((nats_dir / "jetstream").resolve()))
+        server_env = {password_env(role): password for role, password in self.passwords.items()}
+        self.embedded = EmbeddedNats(nats_dir, config_file=conf, env=server_env).start()
+        self.nats_url = self.embedded.url
+        # for a person at the console (e.g. the nats CLI), as private as the API token
+        secret = nats_dir / "operator.password"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.passwords["operator"])
+        self.say(f"nats-server (bundled, JetStream, a user per service) at {self.nats_url}")
+
+    def child_env(self, base: dict[str, str], name: str) -> dict[str, str]:
+        """A service's environment: its own NATS user and password, nobody else's."""
+        env = dict(base)
+        password = self.passwords.get(name)
+        if password:
+            for key in [k for k in env if k.startswith(PASSWORD_ENV)]:
+                del env[key]
+            env.pop(PASSWORD_FILE_ENV, None)
+            env[USER_ENV] = name
+            env[PASSWORD_ENV] = password
+        return env
+
     def write_endpoints(self, env: dict[str, str]) -> None:
         info = {
             "nats": self.nats_url,
+            "nats_operator_password_file": str((self.run_dir / "nats" / "operator.password").resolve())
+            if self.embedded is not None else "",
             "services": {name: self.url(name) for name in SERVICE_NAMES},
             "token_file": env.get("TRADEWIRE_API_TOKEN_FILE", ""),
             "run_dir": str(self.run_dir),
