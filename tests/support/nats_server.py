@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -24,18 +25,28 @@ class NatsServer:
     """One nats-server process; the first start picks free ports, restarts keep them and the store."""
 
     @classmethod
-    def started_in(cls, root: Path) -> NatsServer:
-        """A started server keeping its store, ports file and log under ``root``."""
+    def started_in(
+        cls, root: Path, *, config_file: Path | None = None, env: dict[str, str] | None = None
+    ) -> NatsServer:
+        """A started server keeping its store, ports file and log under ``root``; ``config_file``
+        (e.g. a generated nats.conf, whose own store_dir is then used) is read with ``env`` added to
+        the server's environment."""
         (root / "store").mkdir(parents=True)
         (root / "ports").mkdir()
-        server = cls(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log")
+        server = cls(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log",
+                     config_file=config_file, env=env)
         server.start()
         return server
 
-    def __init__(self, store_dir: Path, ports_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, store_dir: Path, ports_dir: Path, log_path: Path, *, config_file: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.ports_dir = ports_dir
         self.log_path = log_path
+        self.config_file = config_file
+        self.env = env or {}
         self.binary = find_nats_server()
         self.port = -1
         self.monitor_port = -1
@@ -88,9 +99,11 @@ class NatsServer:
 
     def _start_once(self, deadline: float) -> None:
         cmd = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port)]
-        cmd += ["-js", "-sd", str(self.store_dir), "--ports_file_dir", str(self.ports_dir)]
+        cmd += ["-js", "--ports_file_dir", str(self.ports_dir)]
+        # a config file names its own store (nats-server refuses a second store_dir, even an equal one)
+        cmd += ["-sd", str(self.store_dir)] if self.config_file is None else ["-c", str(self.config_file)]
         with self.log_path.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         ports_file = self.ports_dir / f"nats-server_{proc.pid}.ports"
         try:
             while time.monotonic() < deadline:
