@@ -74,12 +74,6 @@ def test_start_time_and_uptime_describe_the_process() -> None:
     assert sample(metrics, "process_start_time_seconds") is not None  # the process collector, on Linux
 
 
-def test_dead_letter_counters_start_at_zero_so_that_the_first_dead_letter_is_an_increase() -> None:
-    metrics = ServiceMetrics("risk")
-    for reason in ("decode", "rejected", "handler"):
-        assert sample(metrics, "dead_letters_total", reason=reason) == 0
-
-
 def test_consumer_backlog_is_recorded_per_durable_consumer() -> None:
     metrics = ServiceMetrics("ledger")
     metrics.set_consumer_pending("ledger-events", 120)

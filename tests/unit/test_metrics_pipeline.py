@@ -110,7 +110,6 @@ async def test_counters_that_alerts_watch_exist_at_zero_before_their_first_incre
 
     assert exact("signals", "strategy_errors_total", strategy="sma_cross") == 0
     assert exact("execution", "orders_total", venue="BINANCE", status="rejected") == 0
-    assert exact("ledger", "dead_letters_total", reason="handler") == 0
 
 
 async def test_every_rendered_sample_is_in_the_metrics_catalog(replayed: dict[str, Service]) -> None:

@@ -9,8 +9,9 @@ Every service exports, besides its own metrics: messages in/out per subject clas
 handler errors, JetStream publish retries, readiness, process start time and uptime, JetStream
 consumer backlog, and the process collector (CPU, memory, file descriptors).
 
-Counters that alerts take ``increase()`` of are created at 0 for their known labels: a series that
-first appears at 1 has not increased, so its first increment would go unnoticed.
+A counter series that first appears at 1 has not ``increase()``d: counters that alerts watch are
+created at 0 for their known labels where the service knows them (strategy errors, rejects), and
+the dead-letter alert also catches series that are new in its window.
 
 Restarts are not counted by the process itself (a new process starts from zero): Prometheus
 derives them with ``changes(tradewire_<service>_start_time_seconds[30m])``.
@@ -31,8 +32,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_LABELS = frozenset({"service", "job", "instance"})
 #: Label names that would carry unbounded values (order, trade or client ids, prices).
 _UNBOUNDED_LABEL = re.compile(r"(^|_)(id|ids|price|client)($|_)")
-#: The ``reason`` labels of dead letters (the bus's reason classes).
-DEAD_LETTER_REASONS = ("decode", "rejected", "handler")
 #: Latency buckets (seconds) from sub-millisecond in-process hops to half a minute.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -81,8 +80,6 @@ class ServiceMetrics:
         self.dead_letters = self.counter(
             "dead_letters_total", "Messages sent to the dead-letter subject", ("reason",)
         )
-        for reason in DEAD_LETTER_REASONS:  # at 0 from the start: increase() then sees the first one
-            self.dead_letters.labels(reason)
         self.handler_errors = self.counter(
             "handler_errors_total", "Handler failures (retried or dead-lettered)", ("subject_class",)
         )
