@@ -102,6 +102,16 @@ async def test_a_bracket_fires_on_the_same_bar_as_its_next_open_entry() -> None:
     ]
 
 
+async def test_bracket_exits_have_no_latency() -> None:
+    v = await entered(stop_loss="0.02", latency_ms=1)
+
+    assert await feed(v, bar(1, "100", low="90")) == []  # the entry has not arrived yet
+    assert summary(await feed(v, bar(2, "100", low="97"))) == [
+        ("tw-1", 2, Side.BUY, Decimal(2), Decimal(100)),
+        (exit_id("tw-1", "sl", 2), 2, Side.SELL, Decimal(2), Decimal(98)),
+    ]
+
+
 async def test_after_a_fill_at_the_close_the_bracket_is_checked_from_the_next_bar() -> None:
     v = venue(fill_at="close")
     await feed(v, bar(0, "100", low="90", close="100"))
