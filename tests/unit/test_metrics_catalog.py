@@ -39,7 +39,7 @@ REQUIRED = {
 #: Per service: JetStream backlog, dead letters, process start (restarts), uptime, readiness.
 PER_SERVICE = ("consumer_pending_messages", "dead_letters_total", "start_time_seconds", "uptime_seconds", "up_info",
                "messages_in_total", "messages_out_total", "handler_errors_total")
-UNITS = ("seconds", "bytes", "ratio", "value", "info", "count", "messages", "quantity", "fds")
+UNITS = ("seconds", "bytes", "ratio", "value", "info", "orders", "messages", "fds")
 BOUNDED_LABELS = {"subject_class", "reason", "instrument", "strategy", "venue", "type", "status", "consumer",
                   "state", "limit", "kind"}
 
@@ -58,6 +58,7 @@ def test_every_metric_is_named_tradewire_service_noun_unit() -> None:
         assert re.fullmatch(rf"tradewire_{metric.service}_[a-z][a-z0-9_]*", metric.name), metric
         if metric.kind != "counter":  # a counter's unit is its _total suffix
             assert metric.name.endswith(tuple("_" + u for u in UNITS)), f"{metric.name} has no unit suffix"
+        assert not metric.name.endswith(("_total", "_count", "_sum", "_bucket", "_created")), metric.name
 
 
 def test_every_metric_label_is_one_of_the_bounded_labels() -> None:

@@ -7,6 +7,8 @@ bars), and every sample the services render is in the metrics catalog.
 from __future__ import annotations
 
 import asyncio
+import shutil
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -122,3 +124,15 @@ async def test_every_rendered_sample_is_in_the_metrics_catalog(replayed: dict[st
     }
     assert "tradewire_ledger_tick_to_order_seconds_bucket" in rendered
     assert rendered - catalog == set()
+
+
+async def test_promtool_finds_no_problem_in_what_the_services_render(replayed: dict[str, Service]) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (bash tools/ops/install-prometheus.sh installs it as root)")
+    for name, service in replayed.items():
+        check = await asyncio.create_subprocess_exec(
+            promtool, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+        out, err = await asyncio.wait_for(check.communicate(service.metrics.render()), 60)
+        assert check.returncode == 0 and not out and not err, (name, out, err)

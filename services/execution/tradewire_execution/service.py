@@ -89,7 +89,7 @@ class ExecutionService(Service):
         self.events_out = m.counter("order_events_total", "Order events published", ("venue", "type"))
         self.fills_out = m.counter("fills_total", "Fills published", ("venue",))
         self.commands_in = m.counter("order_commands_total", "Order commands received", ("venue", "type"))
-        self.open_orders = m.gauge("open_orders_count", "Orders working at the venue", ("venue",))
+        self.open_orders = m.gauge("open_orders", "Orders working at the venue", ("venue",))
         self.state_saves = m.counter("venue_state_saves_total", "Paper venue states saved to KV", ("venue",))
         self.state_size = m.gauge("venue_state_bytes", "Size of the paper venue state last saved", ("venue",))
         self.orders = m.counter("orders_total", "Order events by resulting order status", ("venue", "status"))
