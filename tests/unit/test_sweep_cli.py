@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tradewire_backtest.arrays import BarArrays
-from tradewire_backtest.guards import VectorEvaluator, stitch_out_of_sample
+from tradewire_backtest.guards import VectorEvaluator, stitch_out_of_sample, trade_rows
 from tradewire_backtest.metrics import bar_returns, compute_metrics, infer_bars_per_year
 from tradewire_backtest.overfitting import deflated_sharpe_ratio, probability_of_backtest_overfitting
 from tradewire_backtest.research import grid, run_walk_forward, walk_forward
@@ -213,3 +213,16 @@ def test_bad_sweep_options_exit_2_with_a_clear_message(
 def test_a_sweep_without_one_valid_combination_names_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--data", str(GOOG), "--param", "fast=40", "--param", "slow=30", "--json"]) == 2
     assert "must be below slow" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [{}, {"long_short": True, "stop_loss": 0.03}])
+def test_sweep_metrics_from_trade_rows_equal_those_from_the_trade_objects(options: dict[str, Any]) -> None:
+    """The sweep's cheap tuples stand in for VectorResult.trades without changing a single metric."""
+    bars = BarArrays.from_file(GOOG)
+    result = run_vector("sma_cross", {"fast": 5, "slow": 30}, bars, cash=10_000.0, fee_bps=10.0, **options)
+    assert result.equity is not None
+    rows = trade_rows(result.records)
+    assert [tuple(r) for r in rows] == [(t.entry_idx, t.exit_idx, t.side, t.qty, t.entry_px, t.exit_px, t.pnl, t.fees)
+                                        for t in result.trades]
+    assert compute_metrics(result.equity, bars.ts, rows) == compute_metrics(result.equity, bars.ts, result.trades)
+    assert trade_rows(result.records[:0]) == []
