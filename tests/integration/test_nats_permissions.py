@@ -30,7 +30,7 @@ from tradewire_common.cli.nats_config import write_nats_config
 from tradewire_common.cli.up import Supervisor
 from tradewire_common.config import Config, config_from_dict, load_config
 from tradewire_common.ids import new_id
-from tradewire_common.nats_auth import ROLES, ClientAuth, new_password, password_env
+from tradewire_common.nats_auth import ALL_ROLES, ClientAuth, new_password, password_env
 from tradewire_common.registry import SERVICE_NAMES, service_factory
 from tradewire_common.schemas import OrderType, Side, SubmitOrder
 from tradewire_common.service import Service, serve_forever
@@ -55,8 +55,8 @@ class SecuredBroker:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[SecuredBroker]:
-    passwords = {role: new_password() for role in ROLES}
-    conf = write_nats_config(tmp_path / "conf", store_dir=str(tmp_path / "conf-store"))
+    passwords = {role: new_password() for role in ALL_ROLES}
+    conf = write_nats_config(tmp_path / "conf", roles=ALL_ROLES)
     server = NatsServer.started_in(tmp_path / "nats", config_file=conf,
                                    env={password_env(role): pw for role, pw in passwords.items()})
     try:
@@ -136,7 +136,7 @@ async def test_the_signals_user_is_refused_publishing_an_order_command_and_the_r
     assert list(streams.refusals) == []
 
 
-@pytest.mark.parametrize("role", [r for r in ROLES if r != "operator"])
+@pytest.mark.parametrize("role", [r for r in ALL_ROLES if r != "operator"])
 async def test_only_the_operator_may_publish_on_the_halt_subject(
     broker: SecuredBroker, streams: NatsBus, role: str
 ) -> None:

@@ -29,8 +29,7 @@ class NatsServer:
         cls, root: Path, *, config_file: Path | None = None, env: dict[str, str] | None = None
     ) -> NatsServer:
         """A started server keeping its store, ports file and log under ``root``; ``config_file``
-        (e.g. a generated nats.conf, whose own store_dir is then used) is read with ``env`` added to
-        the server's environment."""
+        (e.g. a generated nats.conf) is read with ``env`` added to the server's environment."""
         (root / "store").mkdir(parents=True)
         (root / "ports").mkdir()
         server = cls(store_dir=root / "store", ports_dir=root / "ports", log_path=root / "nats.log",
@@ -99,9 +98,9 @@ class NatsServer:
 
     def _start_once(self, deadline: float) -> None:
         cmd = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor_port)]
-        cmd += ["-js", "--ports_file_dir", str(self.ports_dir)]
-        # a config file names its own store (nats-server refuses a second store_dir, even an equal one)
-        cmd += ["-sd", str(self.store_dir)] if self.config_file is None else ["-c", str(self.config_file)]
+        cmd += ["-js", "-sd", str(self.store_dir), "--ports_file_dir", str(self.ports_dir)]
+        if self.config_file is not None:
+            cmd += ["-c", str(self.config_file)]  # without a store_dir of its own: nats-server refuses two
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
         ports_file = self.ports_dir / f"nats-server_{proc.pid}.ports"

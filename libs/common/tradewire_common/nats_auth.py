@@ -21,9 +21,12 @@ from tradewire_common import subjects
 from tradewire_common.config import ENV_PREFIX, BusConfig, ConfigError
 from tradewire_common.registry import SERVICE_NAMES
 
-#: Every NATS user ``tradewire nats-config`` creates: the five services, the operator (kill switch
-#: on ``risk.halt``, status queries) and a read-only monitor.
-ROLES: tuple[str, ...] = (*SERVICE_NAMES, "operator", "monitor")
+#: The NATS users ``tradewire nats-config`` creates: the five services and the operator (people and
+#: the CLI: kill switch on ``risk.halt``, status queries).
+ROLES: tuple[str, ...] = (*SERVICE_NAMES, "operator")
+#: Users created only on request (``--monitor``): a read-only observer for dashboards and debugging.
+OPTIONAL_ROLES: tuple[str, ...] = ("monitor",)
+ALL_ROLES: tuple[str, ...] = (*ROLES, *OPTIONAL_ROLES)
 
 #: Service side: the password of the user in ``bus.user`` (or ``$TRADEWIRE_NATS_PASSWORD_FILE``).
 PASSWORD_ENV = "TRADEWIRE_NATS_PASSWORD"
@@ -133,7 +136,7 @@ def _service(role: str, publish: Iterable[str], subscribe: Iterable[str]) -> Per
 
 
 def role_permissions(role: str) -> Permissions:
-    """The permissions of one role (see ``ROLES``)."""
+    """The permissions of one role (see ``ALL_ROLES``)."""
     if role == "datafeed":
         return _service(role, [subjects.ALL_MARKET_DATA, subjects.REPLAY, subjects.STATS, subjects.ALL_ALERTS,
                                *_kv_read(), *_kv_write(role)],
@@ -161,7 +164,7 @@ def role_permissions(role: str) -> Permissions:
         )
     if role == "monitor":
         return Permissions(_unique(_read_only_api()), _unique([*_OBSERVABLE, inbox]))
-    raise ValueError(f"unknown NATS role {role!r}; known: {', '.join(ROLES)}")
+    raise ValueError(f"unknown NATS role {role!r}; known: {', '.join(ALL_ROLES)}")
 
 
 def permission_table(roles: Iterable[str] = ROLES) -> dict[str, Permissions]:

@@ -28,7 +28,7 @@ class EmbeddedNats:
     """A JetStream-enabled nats-server on loopback with its store under ``data_dir``."""
 
     data_dir: Path
-    #: A generated nats.conf (users, permissions, its JetStream store); command-line flags still win.
+    #: A generated nats.conf (users and permissions, no store_dir: nats-server refuses a second one).
     config_file: Path | None = None
     #: Added to the server's environment: where nats.conf's ``$TRADEWIRE_NATS_PASSWORD_<ROLE>`` come from.
     env: dict[str, str] = field(default_factory=dict, repr=False)
@@ -43,11 +43,8 @@ class EmbeddedNats:
         for old in ports_dir.glob("*.ports"):
             old.unlink()
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-m", "-1", "-js",
-                "--ports_file_dir", str(ports_dir)]
-        # nats-server refuses a store_dir given twice (even an equal one): a config file names its own
-        if self.config_file is None:
-            args += ["-sd", str(self.data_dir / "jetstream")]
-        else:
+                "-sd", str(self.data_dir / "jetstream"), "--ports_file_dir", str(ports_dir)]
+        if self.config_file is not None:
             args += ["-c", str(self.config_file)]
         log_file = open(self.data_dir / "nats-server.log", "ab")
         self.process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,

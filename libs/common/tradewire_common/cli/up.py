@@ -104,7 +104,7 @@ class Supervisor:
         """The bundled nats-server with one user per role, passwords fresh for this run."""
         nats_dir = self.run_dir / "nats"
         self.passwords = {role: new_password() for role in ROLES}
-        conf = write_nats_config(nats_dir, store_dir=str((nats_dir / "jetstream").resolve()))
+        conf = write_nats_config(nats_dir)  # JetStream comes from EmbeddedNats' flags
         server_env = {password_env(role): password for role, password in self.passwords.items()}
         self.embedded = EmbeddedNats(nats_dir, config_file=conf, env=server_env).start()
         self.nats_url = self.embedded.url
