@@ -212,6 +212,8 @@ class NatsBus(Bus):
 
         async def on_durable(msg: Msg) -> None:
             delivery = msg.metadata.num_delivered if msg.metadata else 1
+            if durable and msg.metadata is not None and msg.metadata.num_pending is not None:
+                self.metrics.set_consumer_pending(durable, msg.metadata.num_pending)
             outcome = await self.dispatch(
                 subject, handler, msg.subject, msg.data, msg.headers, delivery, durable=True
             )
