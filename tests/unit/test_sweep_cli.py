@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tradewire_backtest import guards
 from tradewire_backtest.arrays import BarArrays
 from tradewire_backtest.guards import VectorEvaluator, stitch_out_of_sample, trade_rows
 from tradewire_backtest.metrics import bar_returns, compute_metrics, infer_bars_per_year
@@ -226,3 +227,13 @@ def test_sweep_metrics_from_trade_rows_equal_those_from_the_trade_objects(option
                                         for t in result.trades]
     assert compute_metrics(result.equity, bars.ts, rows) == compute_metrics(result.equity, bars.ts, result.trades)
     assert trade_rows(result.records[:0]) == []
+
+
+def test_pbo_is_skipped_when_the_return_matrix_exceeds_the_memory_budget(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(guards, "MAX_PBO_CELLS", 6 * 2147 - 1)
+    out = _sweep(capsys, *SPACE)
+    assert out["overfitting"]["pbo"]["pbo"] is None
+    assert "2147 bars x 6 trials exceed" in out["overfitting"]["pbo"]["skipped"]
+    assert out["overfitting"]["dsr"]["dsr"] is not None  # the DSR needs no matrix

@@ -36,7 +36,6 @@ from tradewire_backtest.overfitting import (
 from tradewire_backtest.research import Params, Result, Sweep, Window, sweep
 
 if TYPE_CHECKING:
-    from tradewire_backtest.event import Trade
     from tradewire_backtest.research import Objective, WalkForwardResult
     from tradewire_backtest.vector import VectorResult
 
@@ -235,7 +234,7 @@ class Stitched:
 
     equity: FloatArray
     ts: npt.NDArray[np.int64]
-    trades: list[Trade]
+    trades: list[TradeRow]
     metrics: Metrics
 
 
@@ -243,11 +242,9 @@ def stitch_out_of_sample(evaluate: VectorEvaluator, result: WalkForwardResult) -
     """Replay each fold's chosen params on its test window, starting with the equity the previous
     fold ended with, and concatenate. A position open at the end of a test window is marked to its
     last close (no exit fee) and the next fold starts flat; test windows must not overlap."""
-    from tradewire_backtest.event import Trade
-
     capital = float(evaluate.options["cash"])
     curves: list[FloatArray] = []
-    trades: list[Trade] = []
+    trades: list[TradeRow] = []
     offset = 0
     for n, fold in enumerate(result.folds):
         test = fold.fold.test
@@ -255,12 +252,12 @@ def stitch_out_of_sample(evaluate: VectorEvaluator, result: WalkForwardResult) -
         assert run.equity is not None
         last = n == len(result.folds) - 1
         close = float(evaluate.bars.close[test.stop - 1])
-        for t in run.trades:
+        for t in trade_rows(run.records):
             exit_idx, exit_px, pnl = t.exit_idx, t.exit_px, t.pnl
             if exit_idx < 0 and not last:  # marked to the window's last close
                 exit_idx, exit_px = test.size - 1, close
                 pnl = t.side * (close - t.entry_px) * t.qty - t.fees
-            trades.append(Trade(t.entry_idx + offset, exit_idx + offset if exit_idx >= 0 else -1, t.side, t.qty,
+            trades.append(TradeRow(t.entry_idx + offset, exit_idx + offset if exit_idx >= 0 else -1, t.side, t.qty,
                                 t.entry_px, exit_px, pnl, t.fees))
         curves.append(run.equity)
         capital = float(run.equity[-1])
