@@ -177,6 +177,13 @@ async def test_a_wrong_password_or_no_login_is_refused_at_connect(broker: Secure
     assert "tw-not-the-password" not in str(refused.value)
 
 
+async def test_an_unreachable_broker_fails_the_connect_instead_of_waiting_forever() -> None:
+    bus = NatsBus("risk", f"nats://127.0.0.1:{free_tcp_port()}", auth=ClientAuth("risk", "tw-whatever"),
+                  connect_timeout=1.0)
+    with pytest.raises(ConnectionError, match="cannot reach NATS"):
+        await bus.connect()
+
+
 async def test_a_service_running_with_another_roles_credentials_is_refused_by_the_broker(
     broker: SecuredBroker, tmp_path: Path, streams: NatsBus
 ) -> None:
