@@ -111,6 +111,7 @@ class Supervisor:
         # for a person at the console (e.g. the nats CLI), as private as the API token
         secret = nats_dir / "operator.password"
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when a reused run directory already had the file
         with os.fdopen(fd, "w") as f:
             f.write(self.passwords["operator"])
         self.say(f"nats-server (bundled, JetStream, a user per service) at {self.nats_url}")
