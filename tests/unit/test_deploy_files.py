@@ -25,6 +25,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tradewire_common.config import HttpPorts
+from tradewire_common.nats_auth import check_password, password_env
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -130,7 +131,35 @@ def compose_bin() -> Path:
 @pytest.fixture(scope="module")
 def filled_env() -> dict[str, str]:
     """.env.example with a fresh random value for every empty (secret) entry."""
-    return {key: value or secrets.token_hex(16) for key, value in _env_example().items()}
+    return {key: value or "tw" + secrets.token_hex(16) for key, value in _env_example().items()}
+
+
+def _documented_fill_commands() -> str:
+    """The shell commands .env.example's header gives for filling in .env (indented comment lines)."""
+    lines = [line[len("#   ") :] for line in ENV_EXAMPLE.read_text().splitlines() if line.startswith("#   ")]
+    assert lines and lines[0] == "cp .env.example .env", lines
+    return "\n".join(lines)
+
+
+def test_env_example_recipe_fills_every_secret_with_distinct_values_nats_server_reads_as_strings(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    shutil.copy(ENV_EXAMPLE, tmp_path / ".env.example")
+    result = _run("bash", "-euo", "pipefail", "-c", _documented_fill_commands(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    env_file = tmp_path / ".env"
+    filled = {}
+    for line in env_file.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            filled[key] = value
+    assert set(filled) == set(_env_example())
+    secret_values = [filled[key] for key in filled if SECRET_NAME.search(key)]
+    assert all(secret_values) and len(set(secret_values)) == len(secret_values)
+    for role in NATS_ROLES:
+        check_password(role, filled[password_env(role)])
 
 
 def _write_env(directory: Path, values: dict[str, str]) -> Path:
@@ -312,6 +341,25 @@ def test_nats_conf_reads_exactly_the_role_passwords_compose_passes_to_the_nats_c
     referenced = set(re.findall(r"\$(TRADEWIRE_NATS_PASSWORD_[A-Z]+)", NATS_CONF.read_text()))
     assert referenced == {f"TRADEWIRE_NATS_PASSWORD_{role.upper()}" for role in NATS_ROLES}
     assert referenced <= set(services["nats"]["environment"])
+
+
+def test_nats_server_accepts_the_mounted_config_with_the_compose_flags_and_environment(
+    services: dict[str, Any], filled_env: dict[str, str], tmp_path: Path
+) -> None:
+    if not NATS_CONF.exists():
+        pytest.skip("deploy/nats/nats.conf is not in the tree yet (the NATS credentials change adds it)")
+    nats = services["nats"]
+    mounts = {target: source for source, target in _mounts(nats)}
+    args = [str(ROOT / mounts[arg]) if mounts.get(arg, "").startswith("./") else arg for arg in nats["command"]]
+    args[args.index("-sd") + 1] = str(tmp_path / "jetstream")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    for key, value in nats["environment"].items():
+        reference = REQUIRED_REFERENCE.match(value)
+        assert reference, f"nats.{key}"
+        env[key] = filled_env[reference.group(1)]
+    result = _run(BIN / "nats-server", *args, "-t", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is valid" in result.stdout + result.stderr
 
 
 # --- compose: secrets and the env file --------------------------------------------------------------------------------
