@@ -51,3 +51,36 @@ def test_bad_parameters_and_bad_files_fail_with_a_clear_message(
     assert main(["backtest", "--data", str(bad), "--json"]) == 2
     err = capsys.readouterr().err
     assert "bad.csv" in err and "row 2" in err
+
+
+def test_vector_mode_refuses_options_only_event_mode_simulates(capsys: pytest.CaptureFixture[str]) -> None:
+    for option in (["--latency-ms", "500"], ["--impact", "0.1"], ["--volume-share", "0.5"], ["--sizing", "risk"]):
+        args = ["backtest", "--data", str(GOOG), "--mode", "vector", "--sizing", "all-in", *option, "--json"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "vector mode does not simulate" in err and option[0] in err
+
+
+def test_out_of_range_realism_options_fail_with_the_option_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backtest", "--data", str(GOOG), "--stop-loss", "1.5", "--json"]) == 2
+    assert "stop_loss" in capsys.readouterr().err
+    assert main(["backtest", "--data", str(GOOG), "--latency-ms", "-1", "--json"]) == 2
+    assert "latency_ms" in capsys.readouterr().err
+
+
+def test_latency_moves_the_fills_to_later_bars_and_changes_the_result(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--data", str(GOOG), "--strategy", "sma_cross", "--sizing", "all-in", "--fill", "close", "--json"]
+    instant = _run(capsys, *base)
+    late = _run(capsys, *base, "--latency-ms", "1000")
+    assert late["trades"] == instant["trades"]
+    assert late["final_equity"] != instant["final_equity"]
+
+
+@pytest.mark.parametrize("mode", ["event", "vector"])
+def test_long_short_whole_units_and_stops_run_in_both_modes(mode: str, capsys: pytest.CaptureFixture[str]) -> None:
+    summary = _run(capsys, "--data", str(GOOG), "--strategy", "sma_cross", "--sizing", "all-in", "--mode", mode,
+                   "--long-short", "--whole-units", "--stop-loss", "0.03", "--take-profit", "0.06",
+                   "--fixed-fee", "1", "--json")
+    long_only = _run(capsys, "--data", str(GOOG), "--strategy", "sma_cross", "--sizing", "all-in", "--mode", mode,
+                     "--json")
+    assert int(summary["trades"]) > int(long_only["trades"])  # type: ignore[call-overload]

@@ -22,7 +22,7 @@ from tests.unit.test_risk_engine import (
     position,
     submitted,
 )
-from tradewire_common.schemas import OrderType, Side, Signal, TimeInForce
+from tradewire_common.schemas import DenyReason, OrderDenied, OrderType, Side, Signal, TimeInForce
 from tradewire_common.schemas.base import TradingState
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.sizing import all_in_flip_quantity
@@ -164,3 +164,13 @@ def test_a_signal_with_prices_that_do_not_fit_its_order_type_is_invalid(
     data.update({"order_type": order_type.value, **prices})
     with pytest.raises(msgspec.ValidationError, match=message):
         msgspec.json.decode(msgspec.json.encode(data), type=Signal)
+
+
+def test_all_in_refuses_to_add_to_the_position_it_holds() -> None:
+    config = make_config(sizing="all_in", allow_short=True)
+    long = make_portfolio(position(BTC, "50"), cash="5000")
+    decision = RiskEngine(config).evaluate(make_signal(Side.BUY), long, TradingState.ACTIVE, now_ns=NOW)
+    assert isinstance(decision, OrderDenied) and decision.reason_code is DenyReason.ALREADY_IN_POSITION
+    short = make_portfolio(position(BTC, "-5"), cash="10500")
+    decision = RiskEngine(config).evaluate(make_signal(Side.SELL), short, TradingState.ACTIVE, now_ns=NOW)
+    assert isinstance(decision, OrderDenied) and decision.reason_code is DenyReason.ALREADY_IN_POSITION

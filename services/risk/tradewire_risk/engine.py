@@ -27,7 +27,8 @@ Rules, in order:
 4. ``REDUCING`` -> only reduce-only orders pass; an entry is denied ``TRADING_REDUCING`` (a target
    flip is trimmed to its closing part).
 5. Entry sizing (``side`` signals): ``fixed_fraction`` of equity, or fractional ``kelly`` with the
-   signal's edge estimate (or the configured defaults). Rounded down to the instrument's
+   signal's edge estimate (or the configured defaults), or ``all_in`` (all the cash; one position at
+   a time, so an entry in the direction already held is ``ALREADY_IN_POSITION``). Rounded down to the instrument's
    ``quantity_step``; below ``min_quantity`` -> ``SIZE_ZERO``.
 6. Limits on the opening quantity, at the signal's price (the bar close):
 
@@ -213,6 +214,13 @@ class RiskEngine:
         if opposite and self.config.allow_short and self.config.reverse_on_opposite:
             qty, note = self._entry_quantity(signal, portfolio, spec, closing=abs(position))
             return _Plan(signal.side, abs(position), qty, opening=True, full_close=True, size_note=note)
+        same_way = (position > 0) if signal.side is Side.BUY else (position < 0)
+        if same_way and self.config.sizing == "all_in":
+            return (
+                DenyReason.ALREADY_IN_POSITION,
+                f"all-in sizing holds one position at a time: {signal.side} while already holding {position} "
+                f"of {signal.instrument_id}",
+            )
         if signal.side is Side.BUY:
             if position < 0:
                 return _Plan(Side.BUY, -position, _ZERO, opening=False, full_close=True)

@@ -75,3 +75,5 @@ class DenyReason(enum.StrEnum):
     UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
     INVALID_ORDER = "INVALID_ORDER"
     DUPLICATE_ORDER = "DUPLICATE_ORDER"
+    #: All-in sizing holds one position at a time: an entry in the position's direction is refused.
+    ALREADY_IN_POSITION = "ALREADY_IN_POSITION"
