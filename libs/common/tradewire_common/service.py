@@ -22,6 +22,7 @@ from tradewire_common.clock import Clock, LiveClock
 from tradewire_common.config import Config
 from tradewire_common.http import create_app
 from tradewire_common.metrics import ServiceMetrics
+from tradewire_common.nats_auth import client_auth
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def nats_bus_for(service_name: str, config: Config, url: str | None = None) -> N
         service_name,
         url or config.bus.url,
         credentials_file=config.bus.credentials_file,
+        # bus.user from the file (or its env override) wins; else the service-side environment
+        auth=client_auth(config.bus) if config.bus.user else "env",
         connect_timeout=config.bus.connect_timeout_s,
         max_deliver=config.bus.max_deliver,
     )
