@@ -49,6 +49,10 @@ class BusConfig(Section, frozen=True):
     connect_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
     #: JetStream redelivery attempts before a message goes to the dead-letter subject.
     max_deliver: Annotated[int, Meta(ge=1)] = 5
+    #: Copies of every stream and of the state KV bucket (1: a single server; 3: a 3-node cluster).
+    stream_replicas: Annotated[int, Meta(ge=1, le=5)] = 1
+    #: How long a JetStream publish is retried (same ``Nats-Msg-Id``) while the stream has no leader.
+    publish_retry_s: Annotated[float, Meta(gt=0)] = 30.0
 
 
 class HttpPorts(Section, frozen=True):
