@@ -61,6 +61,7 @@ class HttpPorts(Section, frozen=True):
     risk: Port = 8103
     execution: Port = 8104
     ledger: Port = 8105
+    notifier: Port = 8106
 
 
 class HttpConfig(Section, frozen=True):
@@ -223,6 +224,58 @@ class LedgerConfig(Section, frozen=True):
             raise ValueError("dsn is required when backend = 'postgres'")
 
 
+#: What the notifier can deliver (``notifier.kinds``): ``price_alert`` (its own price alert rules),
+#: ``alert`` (Alert events of the other services), ``fill``, ``order_rejected``, ``denial_burst`` (many
+#: OrderDenied in a short time), ``trading_state`` (kill switch), ``daily_summary``, ``alertmanager``.
+NotificationKind = Literal[
+    "price_alert", "alert", "fill", "order_rejected", "denial_burst", "trading_state", "daily_summary",
+    "alertmanager",
+]
+NOTIFICATION_KINDS: tuple[NotificationKind, ...] = (
+    "price_alert", "alert", "fill", "order_rejected", "denial_burst", "trading_state", "daily_summary",
+    "alertmanager",
+)
+
+
+class NotifierConfig(Section, frozen=True):
+    """The notifier service: where notifications go (apprise URLs), which ones, and how often."""
+
+    #: Apprise URLs without secrets (``json://alerts-bridge:8080/hook``, ``ntfy://ntfy.sh/my-topic``).
+    #: URLs carrying tokens or passwords belong in ``$TRADEWIRE_NOTIFIER_URLS`` or in the file named by
+    #: ``$TRADEWIRE_NOTIFIER_URLS_FILE`` or by ``urls_file`` (URLs separated by white space or new lines,
+    #: ``#`` starts a comment); every source is used.
+    urls: tuple[str, ...] = ()
+    #: A secret file with more apprise URLs (a mounted secret).
+    urls_file: str = ""
+    #: The kinds of notification delivered; the others are counted and dropped.
+    kinds: tuple[NotificationKind, ...] = NOTIFICATION_KINDS
+    #: The same notification (kind, title and body) again within this many seconds is not sent again.
+    dedup_window_s: Annotated[float, Meta(ge=0)] = 300.0
+    #: At most this many notifications per minute (a token bucket over all kinds); the rest are dropped.
+    rate_limit_per_minute: Annotated[int, Meta(ge=1)] = 30
+    #: Retries per URL after a failed delivery, ``retry_backoff_s`` apart (doubling each time).
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3
+    retry_backoff_s: Annotated[float, Meta(ge=0)] = 2.0
+    #: Events older than this when they arrive (a backlog after an outage) are not delivered.
+    max_event_age_s: Annotated[float, Meta(gt=0)] = 3600.0
+    #: ``HH:MM`` (UTC) of the daily portfolio summary; empty = no summary.
+    daily_summary_time: str = "00:00"
+    #: A ``denial_burst`` notification: this many OrderDenied within this many seconds (event time).
+    denial_burst_count: Annotated[int, Meta(ge=1)] = 5
+    denial_burst_window_s: Annotated[float, Meta(gt=0)] = 60.0
+    #: Price alert rules kept at most.
+    max_rules: Annotated[int, Meta(ge=1, le=10_000)] = 1000
+    #: Delivery results kept for ``GET /v1/deliveries``.
+    history: Annotated[int, Meta(ge=1, le=10_000)] = 200
+
+    def __post_init__(self) -> None:
+        if self.daily_summary_time:
+            hour, sep, minute = self.daily_summary_time.partition(":")
+            if not (sep and hour.isdigit() and minute.isdigit() and len(minute) == 2 and int(hour) < 24
+                    and int(minute) < 60):
+                raise ValueError(f"daily_summary_time must be HH:MM (UTC) or empty, got {self.daily_summary_time!r}")
+
+
 class LoggingConfig(Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json: bool = True
@@ -237,6 +290,7 @@ class Config(Section, frozen=True):
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
+    notifier: NotifierConfig = msgspec.field(default_factory=NotifierConfig)
 
 
 def _parse_env_value(raw: str) -> Any:
