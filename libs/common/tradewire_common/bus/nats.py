@@ -1,7 +1,9 @@
 """The NATS implementation: core NATS for market data and control, JetStream for the trading flow.
 
 Stream subjects are published through JetStream with ``Nats-Msg-Id`` (the message id), retried
-with the same id when the broker does not answer, so a retry can never duplicate. Durable
+with the same id when the broker does not answer, so a retry can never duplicate. In a cluster a
+stream has no leader for a few seconds after its leader died: publishes are retried with backoff for
+up to ``publish_retry_s`` (inside the streams' duplicate window), so they ride out the election. Durable
 subscriptions are push consumers with explicit acks: a message is acknowledged only after its
 handler returned (after the ledger persisted it), and a failed handler is retried with a delay
 until ``max_deliver``, then dead-lettered.
@@ -25,6 +27,7 @@ from nats.js.kv import KeyValue
 
 from tradewire_common import subjects
 from tradewire_common.bus.base import Bus, Handler, Outcome, Responder, Subscription
+from tradewire_common.ids import new_id
 from tradewire_common.nats_auth import ClientAuth, client_auth_from_env
 
 log = logging.getLogger(__name__)
@@ -33,9 +36,16 @@ _RETRYABLE = (
     nats.errors.TimeoutError,
     nats.errors.NoRespondersError,
     nats.js.errors.NoStreamResponseError,
+    # 503 "JetStream system temporarily unavailable": the stream or meta group is electing a leader
+    nats.js.errors.ServiceUnavailableError,
     nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
     asyncio.TimeoutError,
 )
+#: The streams' de-duplication window at least (a redelivered input's outputs are dropped within it).
+DUPLICATE_WINDOW_S = 120.0
+#: Longest pause between two attempts of a JetStream publish.
+MAX_RETRY_DELAY_S = 0.5
 
 
 class _NatsSub(Subscription):
@@ -52,18 +62,26 @@ class _NatsSub(Subscription):
 class NatsBus(Bus):
     def __init__(
         self, service: str, url: str, *, credentials_file: str = "", auth: ClientAuth | Literal["env"] | None = "env",
-        connect_timeout: float = 10.0, publish_attempts: int = 20, **kwargs: Any,
+        connect_timeout: float = 10.0, publish_retry_s: float = 30.0, publish_attempts: int | None = None,
+        stream_replicas: int = 1, **kwargs: Any,
     ) -> None:
         """``auth``: the login (None: anonymous); ``"env"`` reads it from the service-side environment
-        (``TRADEWIRE__BUS__USER`` with ``TRADEWIRE_NATS_PASSWORD``, or anonymous when unset)."""
+        (``TRADEWIRE__BUS__USER`` with ``TRADEWIRE_NATS_PASSWORD``, or anonymous when unset).
+
+        ``url`` may list several servers, comma-separated (the nodes of a cluster). A JetStream publish
+        is retried for up to ``publish_retry_s`` (and at most ``publish_attempts`` times, if given);
+        ``stream_replicas`` is the number of copies of each stream and of the KV bucket."""
         super().__init__(service, **kwargs)
         self.url = url
+        self.servers = [u.strip() for u in url.split(",") if u.strip()]
         self.credentials_file = credentials_file
         self.auth = client_auth_from_env() if auth == "env" else auth
         #: The broker's latest refusals (authorization or permissions violations), newest last.
         self.refusals: deque[str] = deque(maxlen=32)
         self.connect_timeout = connect_timeout
         self.publish_attempts = publish_attempts
+        self.publish_retry_s = publish_retry_s
+        self.stream_replicas = stream_replicas
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -84,7 +102,7 @@ class NatsBus(Bus):
 
     async def connect(self) -> None:
         options: dict[str, Any] = {
-            "servers": [self.url],
+            "servers": self.servers,
             "name": self.service,
             "connect_timeout": min(self.connect_timeout, 5.0),
             "max_reconnect_attempts": -1,
@@ -135,6 +153,11 @@ class NatsBus(Bus):
         else:
             log.warning("NATS connection error", extra={"error": repr(exc)})
 
+    @property
+    def duplicate_window_s(self) -> float:
+        """The streams' de-duplication window: covers every retry of a publish, with room to spare."""
+        return max(DUPLICATE_WINDOW_S, self.publish_retry_s + 60.0)
+
     async def ensure_streams(self) -> None:
         """Create (or update) the JetStream streams and the state KV bucket; idempotent."""
         for spec in subjects.STREAMS:
@@ -143,8 +166,9 @@ class NatsBus(Bus):
                 subjects=list(spec.subjects),
                 storage=api.StorageType.FILE,
                 retention=api.RetentionPolicy.LIMITS,
-                duplicate_window=120.0,
+                duplicate_window=self.duplicate_window_s,
                 max_age=30 * 24 * 3600.0,
+                num_replicas=self.stream_replicas,
             )
             try:
                 await self.js.add_stream(config)
@@ -154,9 +178,17 @@ class NatsBus(Bus):
             self._kv = await self.js.key_value(subjects.STATE_BUCKET)
         except nats.js.errors.BucketNotFoundError:
             try:
-                self._kv = await self.js.create_key_value(bucket=subjects.STATE_BUCKET, history=10)
+                self._kv = await self.js.create_key_value(
+                    bucket=subjects.STATE_BUCKET, history=10, replicas=self.stream_replicas
+                )
             except nats.js.errors.BadRequestError:
                 self._kv = await self.js.key_value(subjects.STATE_BUCKET)
+        else:
+            # a bucket laid out for another cluster size (e.g. R1 before the move to a cluster)
+            info = await self.js.stream_info(f"KV_{subjects.STATE_BUCKET}")
+            if (info.config.num_replicas or 1) != self.stream_replicas:
+                info.config.num_replicas = self.stream_replicas
+                await self.js.update_stream(info.config)
 
     async def close(self) -> None:
         for sub in reversed(self._subs):
@@ -177,19 +209,34 @@ class NatsBus(Bus):
             await self.nc.publish(subject, data, headers=hdrs or None)
             self._count_published(subject)
             return
+        # Every attempt carries the same Nats-Msg-Id, so no retry can store the message twice.
+        hdrs.setdefault("Nats-Msg-Id", new_id())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.publish_retry_s
         delay = 0.05
-        for attempt in range(1, self.publish_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                ack = await self.js.publish(subject, data, headers=hdrs or None, stream=spec.name)
+                ack = await self.js.publish(subject, data, headers=hdrs, stream=spec.name)
                 break
             except _RETRYABLE as exc:
-                if attempt == self.publish_attempts:
+                out_of_attempts = self.publish_attempts is not None and attempt >= self.publish_attempts
+                if out_of_attempts or loop.time() + delay > deadline:
+                    log.error("JetStream publish failed", extra={
+                        "subject": subject, "attempts": attempt, "seconds": round(loop.time() - started, 3),
+                        "error": repr(exc)})
                     raise
                 self.metrics.publish_retries.inc()
-                log.warning("JetStream publish retry", extra={"subject": subject, "attempt": attempt,
-                                                             "error": repr(exc)})
+                if attempt == 1:
+                    log.warning("JetStream publish retrying", extra={"subject": subject, "error": repr(exc)})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+        if attempt > 1:
+            log.warning("JetStream publish went through after retries", extra={
+                "subject": subject, "retries": attempt - 1, "seconds": round(loop.time() - started, 3),
+                "duplicate": bool(ack.duplicate)})
         # A duplicate ack on a retry is our own earlier attempt, stored although its ack was lost:
         # this call did publish the message, so it counts (lockstep compares it with consumers).
         self._count_published(subject, duplicate=bool(ack.duplicate) and attempt == 1)
