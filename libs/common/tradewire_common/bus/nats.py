@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal, TypeVar
 
 import nats
 import nats.errors
@@ -31,6 +31,7 @@ from tradewire_common.ids import new_id
 from tradewire_common.nats_auth import ClientAuth, client_auth_from_env
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _RETRYABLE = (
     nats.errors.TimeoutError,
@@ -211,6 +212,17 @@ class NatsBus(Bus):
             return
         # Every attempt carries the same Nats-Msg-Id, so no retry can store the message twice.
         hdrs.setdefault("Nats-Msg-Id", new_id())
+        ack, attempts = await self._until_answered(
+            subject, lambda: self.js.publish(subject, data, headers=hdrs, stream=spec.name)
+        )
+        # A duplicate ack on a retry is our own earlier attempt, stored although its ack was lost:
+        # this call did publish the message, so it counts (lockstep compares it with consumers).
+        self._count_published(subject, duplicate=bool(ack.duplicate) and attempts == 1)
+
+    async def _until_answered(self, subject: str, attempt_once: Callable[[], Awaitable[_T]]) -> tuple[_T, int]:
+        """Run a JetStream request until it is answered: retried with backoff on the errors of a
+        leaderless stream or a reconnecting client, for up to ``publish_retry_s`` (and at most
+        ``publish_attempts`` attempts, if set); returns the answer and the number of attempts."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.publish_retry_s
@@ -219,27 +231,24 @@ class NatsBus(Bus):
         while True:
             attempt += 1
             try:
-                ack = await self.js.publish(subject, data, headers=hdrs, stream=spec.name)
+                result = await attempt_once()
                 break
             except _RETRYABLE as exc:
                 out_of_attempts = self.publish_attempts is not None and attempt >= self.publish_attempts
                 if out_of_attempts or loop.time() + delay > deadline:
-                    log.error("JetStream publish failed", extra={
+                    log.error("JetStream request failed", extra={
                         "subject": subject, "attempts": attempt, "seconds": round(loop.time() - started, 3),
                         "error": repr(exc)})
                     raise
                 self.metrics.publish_retries.inc()
                 if attempt == 1:
-                    log.warning("JetStream publish retrying", extra={"subject": subject, "error": repr(exc)})
+                    log.warning("JetStream request retrying", extra={"subject": subject, "error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
         if attempt > 1:
-            log.warning("JetStream publish went through after retries", extra={
-                "subject": subject, "retries": attempt - 1, "seconds": round(loop.time() - started, 3),
-                "duplicate": bool(ack.duplicate)})
-        # A duplicate ack on a retry is our own earlier attempt, stored although its ack was lost:
-        # this call did publish the message, so it counts (lockstep compares it with consumers).
-        self._count_published(subject, duplicate=bool(ack.duplicate) and attempt == 1)
+            log.warning("JetStream request went through after retries", extra={
+                "subject": subject, "retries": attempt - 1, "seconds": round(loop.time() - started, 3)})
+        return result, attempt
 
     async def _subscribe(
         self, subject: str, handler: Handler, *, queue: str | None, durable: str | None
@@ -285,16 +294,19 @@ class NatsBus(Bus):
         return wrapped
 
     async def kv_get(self, key: str) -> bytes | None:
-        assert self._kv is not None
+        kv = self._kv
+        assert kv is not None
         try:
-            entry = await self._kv.get(key)
+            entry, _ = await self._until_answered(f"$KV.{subjects.STATE_BUCKET}.{key}", lambda: kv.get(key))
         except nats.js.errors.KeyNotFoundError:
             return None
         return entry.value
 
     async def kv_put(self, key: str, value: bytes) -> None:
-        assert self._kv is not None
-        await self._kv.put(key, value)
+        """Put a value, retried like a publish (a put that went through twice stores the same value)."""
+        kv = self._kv
+        assert kv is not None
+        await self._until_answered(f"$KV.{subjects.STATE_BUCKET}.{key}", lambda: kv.put(key, value))
 
     async def serve(self, subject: str, responder: Responder) -> Subscription:
         async def on_request(msg: Msg) -> None:
