@@ -19,6 +19,7 @@ COPY services/signals/pyproject.toml services/signals/
 COPY services/risk/pyproject.toml services/risk/
 COPY services/execution/pyproject.toml services/execution/
 COPY services/ledger/pyproject.toml services/ledger/
+COPY services/notifier/pyproject.toml services/notifier/
 RUN uv sync --frozen --no-dev --no-install-workspace --no-editable
 
 # Then the workspace packages themselves, installed (not linked) so /src is not needed at runtime.
