@@ -58,6 +58,8 @@ def book(venue: str, symbol: str) -> str:
 
 ALL_MARKET_DATA = "md.>"
 ALL_BARS = "md.bar.>"
+ALL_QUOTES = "md.quote.>"
+ALL_TRADES = "md.trade.>"
 
 
 # --- trading flow (JetStream: durable, de-duplicated by Nats-Msg-Id) ---------------------------
