@@ -63,6 +63,8 @@ PER_MIN = "suffix: /min"
 PER_SEC = "suffix: /s"
 
 GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
+#: The threshold of "anything at all" (errors, rejects, dead letters: bars turn red above it).
+ANY = 1e-9
 
 #: Panels the issue asks for whose metric no service exports yet: title -> (metrics it needs, what).
 NOT_EXPORTED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
@@ -254,10 +256,11 @@ def _mapping(values: dict[int, tuple[str, str]]) -> list[dm.ValueMapping]:
 
 def graph(
     title: str, description: str, unit: str, *, w: int = 12, h: int = 8, bars: bool = False,
-    thresholds: tuple[tuple[float | None, str], ...] = (), soft_max: float | None = None, stack: bool = False,
-    minimum: float | None = None, legend_table: bool = False,
+    thresholds: tuple[tuple[float | None, str], ...] = (), soft_max: float | None = None,
+    minimum: float | None = None, legend_table: bool = False, alarm: bool = False,
 ) -> timeseries.Panel:
-    """A time series panel; thresholds, if any, are drawn as dashed lines."""
+    """A time series panel; thresholds, if any, are drawn as dashed lines. ``bars`` are stacked.
+    ``alarm``: a count that should stay at zero, drawn green at zero and red above it."""
     panel = (
         timeseries.Panel()
         .title(title)
@@ -266,7 +269,7 @@ def graph(
         .span(w)
         .height(h)
         .line_width(1)
-        .fill_opacity(40 if bars or stack else 10)
+        .fill_opacity(80 if bars else 10)
         .show_points(cm.VisibilityMode.NEVER)
         .draw_style(cm.GraphDrawStyle.BARS if bars else cm.GraphDrawStyle.LINE)
         .legend(_legend(legend_table, ("lastNotNull", "max") if legend_table else ()))
@@ -276,11 +279,15 @@ def graph(
         panel.thresholds(_steps(*thresholds)).thresholds_style(
             common.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED)
         )
+    if alarm:
+        panel.thresholds(_steps((None, GREEN), (ANY, RED))).color_scheme(
+            board.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS)
+        )
     if soft_max is not None:
         panel.axis_soft_max(soft_max)
     if minimum is not None:
         panel.min(minimum)
-    if stack:
+    if bars:  # bars of several series side by side would hide each other
         panel.stacking(common.StackingConfig().mode(cm.StackingMode.NORMAL))
     return panel
 
@@ -435,7 +442,8 @@ def overview(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
         .description("Risk's trading state and kill switch over time.")
         .span(12)
         .height(6)
-        .mappings(_mapping({0: ("ACTIVE / released", GREEN), 1: ("REDUCING / ENGAGED", ORANGE), 2: ("HALTED", RED)}))
+        .mappings(_mapping(TRADING_STATES))
+        .override_by_query("B", [dm.DynamicConfigValue(id_val="mappings", value=_mapping(KILL_SWITCH))])
         .show_value(cm.VisibilityMode.AUTO)
         .merge_values(True)
         .legend(_legend()),
@@ -459,7 +467,7 @@ def strategies(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     s = 'strategy=~"$strategy"'
     b.row("Signals")
     b.panel(
-        graph("Signals per strategy", "Signals emitted per minute, per strategy.", PER_MIN, bars=True),
+        graph("Signals per strategy", "Signals emitted per minute, per strategy (stacked).", PER_MIN, bars=True),
         [Q(per_minute(f"tradewire_signals_signals_total{{{s}}}", "strategy"), "{{strategy}}")],
     )
     b.panel(
@@ -469,7 +477,7 @@ def strategies(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     )
     b.panel(
         graph("Strategy errors", "Strategy code failures per minute (alert StrategyErrors: any in 10 m).", PER_MIN,
-              w=6, bars=True, thresholds=((None, GREEN), (0.000001, RED))),
+              w=6, bars=True, alarm=True),
         [Q(per_minute(f"tradewire_signals_strategy_errors_total{{{s}}}", "strategy"), "{{strategy}}")],
     )
     b.panel(
@@ -480,7 +488,7 @@ def strategies(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     )
     b.panel(
         graph("Signals denied by risk", "Signals risk denied per minute, by reason code (all strategies).", PER_MIN,
-              bars=True, stack=True),
+              bars=True),
         [Q(per_minute("tradewire_risk_orders_denied_total", "reason"), "{{reason}}")],
     )
     b.row("Positions and PnL")
@@ -536,13 +544,11 @@ def execution(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
         [Q(per_minute(f"tradewire_execution_fills_total{{{v}}}", "venue"), "{{venue}}")],
     )
     b.panel(
-        graph("Orders by status", "Order events per minute by resulting status, per venue.", PER_MIN, bars=True,
-              stack=True),
+        graph("Orders by status", "Order events per minute by resulting status, per venue.", PER_MIN, bars=True),
         [Q(per_minute(f"tradewire_execution_orders_total{{{v}}}", "venue, status"), "{{venue}} {{status}}")],
     )
     b.panel(
-        graph("Rejects per venue", "Orders the venue rejected, per minute.", PER_MIN, bars=True,
-              thresholds=((None, GREEN), (0.000001, RED))),
+        graph("Rejects per venue", "Orders the venue rejected, per minute.", PER_MIN, bars=True, alarm=True),
         [Q(per_minute(f'tradewire_execution_orders_total{{status="rejected", {v}}}', "venue"), "{{venue}}")],
     )
     b.panel(
@@ -564,7 +570,7 @@ def execution(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     )
     b.panel(
         graph("Order commands per venue", "Order commands received per minute, by type (submit, cancel, ...).",
-              PER_MIN, bars=True, stack=True),
+              PER_MIN, bars=True),
         [Q(per_minute(f"tradewire_execution_order_commands_total{{{v}}}", "venue, type"), "{{venue}} {{type}}")],
     )
     return b.json()
@@ -635,12 +641,13 @@ def system(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     b.row("Errors")
     b.panel(
         graph("Dead letters", "Messages sent to the dead-letter subject, per service and reason (alert DeadLetters).",
-              COUNT, w=8, bars=True, thresholds=((None, GREEN), (0.000001, RED))),
+              COUNT, w=8, bars=True, alarm=True),
         [Q(f"sum by (service, reason) (increase({named('dead_letters_total', sv)}[$__rate_interval]))",
            "{{service}} {{reason}}")],
     )
     b.panel(
-        graph("Handler errors", "Handler failures (retried or dead-lettered), per service.", COUNT, w=8, bars=True),
+        graph("Handler errors", "Handler failures (retried or dead-lettered), per service.", COUNT, w=8, bars=True,
+              alarm=True),
         [Q(f"sum by (service) (increase({named('handler_errors_total', sv)}[$__rate_interval]))", "{{service}}")],
     )
     b.panel(
