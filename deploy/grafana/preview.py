@@ -12,6 +12,7 @@ thresholds and legends are the dashboard's own. Needs Debian's ``chromium`` pack
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import itertools
 import json
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARDS_DIR = GRAFANA / "dashboards"
 PREVIEWS_DIR = GRAFANA / "previews"
+#: sha256 of each dashboard's JSON as last drawn (the test tells when a picture is out of date).
+SOURCES = PREVIEWS_DIR / "sources.json"
 
 WIDTH = 1440  # page width in CSS pixels
 PAD = 16
@@ -460,6 +463,13 @@ def page(stem: str, dashboard: dict[str, Any]) -> tuple[str, int]:
     return document, grid_height + 110
 
 
+def fingerprints() -> dict[str, str]:
+    """sha256 of every dashboard's JSON file, by name."""
+    return {
+        path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(DASHBOARDS_DIR.glob("*.json"))
+    }
+
+
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
@@ -497,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             source.write_text(document)
             screenshot(browser, source, args.out / f"{stem}.png", height)
             print(f"wrote {(args.out / f'{stem}.png').relative_to(ROOT) if args.out == PREVIEWS_DIR else stem}")
+    if args.out == PREVIEWS_DIR:
+        SOURCES.write_text(json.dumps(fingerprints(), indent=2) + "\n")
     return 0
 
 

@@ -8,6 +8,7 @@ same catalog (``tradewire_common.metrics_catalog``) to every dashboard query and
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import re
@@ -62,8 +63,8 @@ ALERT_THRESHOLDS = [
 ]
 
 
-def _load_generate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA / "generate.py")
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"grafana_{name}", GRAFANA / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up while it loads
@@ -71,7 +72,8 @@ def _load_generate() -> ModuleType:
     return module
 
 
-generate = _load_generate()
+generate = _load("generate")
+preview = _load("preview")
 DASHBOARDS: dict[str, dict[str, Any]] = {
     path.stem: json.loads(path.read_text()) for path in sorted(DASHBOARDS_DIR.glob("*.json"))
 }
@@ -444,3 +446,18 @@ def test_the_deploy_readme_shows_a_picture_of_each_dashboard(stem: str) -> None:
     picture = PREVIEWS_DIR / f"{stem}.png"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"grafana/previews/{stem}.png" in DEPLOY_README.read_text()
+
+
+def test_the_pictures_were_drawn_from_the_committed_dashboards() -> None:
+    drawn = json.loads((PREVIEWS_DIR / "sources.json").read_text())
+    assert drawn == preview.fingerprints(), "pictures out of date; run: .venv/bin/python deploy/grafana/preview.py"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_the_preview_page_draws_every_panel_and_variable_of_the_dashboard(stem: str) -> None:
+    document, height = preview.page(stem, DASHBOARDS[stem])
+    for p in DASHBOARDS[stem]["panels"]:
+        assert f">{html.escape(p['title'])}</" in document
+    for variable in DASHBOARDS[stem].get("templating", {}).get("list", []):
+        assert f"<b>{html.escape(variable['label'])}</b>" in document
+    assert height > max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in DASHBOARDS[stem]["panels"]) * preview.ROW_H
