@@ -218,6 +218,7 @@ class Dispatcher:
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.kinds = frozenset(config.kinds)
         self.now_ns = now_ns
         self.monotonic = monotonic

@@ -236,7 +236,7 @@ def from_alertmanager(payload: AlertmanagerPayload, now_ns: int) -> Notification
         if a.startsAt:
             line += f" since {a.startsAt}"
         lines.append(line)
-    hidden = len(payload.alerts) - MAX_ALERTMANAGER_ALERTS + payload.truncatedAlerts
+    hidden = max(0, len(payload.alerts) - MAX_ALERTMANAGER_ALERTS) + payload.truncatedAlerts
     if hidden > 0:
         lines.append(f"… and {hidden} more")
     fingerprints = ",".join(sorted(f"{a.fingerprint}:{a.status}" for a in payload.alerts))
