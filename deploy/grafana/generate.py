@@ -213,7 +213,7 @@ class Board:
             .label(label)
             .description(description)
             .datasource(self.ds)
-            .query({"query": f"label_values({metric}, {name})", "refId": f"{name}-values"})
+            .query(f"label_values({metric}, {name})")
             .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(dm.VariableSort.ALPHABETICAL_ASC)
             .multi(True)
