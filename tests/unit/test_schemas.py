@@ -56,6 +56,7 @@ from tradewire_common.schemas import (
     TradeTick,
     TradingState,
     TradingStateChanged,
+    VenueStatus,
     decode,
     decode_as,
     encode,
@@ -96,6 +97,7 @@ EXPECTED_TAGS = (
     "ExecutionWatermark",
     "ReplayStarted",
     "ReplayCompleted",
+    "VenueStatus",
 )
 
 
@@ -178,6 +180,7 @@ def _samples() -> dict[str, Message]:
         ReplayStarted(**_base("ReplayStarted"), dataset="btcusdt-perp-1m-2022-01",
                       instruments=(BTC, "ETHUSDT.BINANCE")),
         ReplayCompleted(**_base("ReplayCompleted"), dataset="btcusdt-perp-1m-2022-01", bars=44_640),
+        VenueStatus(**_base("VenueStatus"), venue="BINANCE", connected=False, reason="websocket closed"),
     ]
     return {tag_of(type(m)): m for m in samples}
 

@@ -87,12 +87,18 @@ def execution_watermark(venue: str) -> str:
     return "ord.evt._wm." + escape_token(venue)
 
 
+def venue_status(venue: str) -> str:
+    """Execution's ``VenueStatus`` (connected or not): in the order-event stream, like the watermarks."""
+    return "ord.evt._venue." + escape_token(venue)
+
+
 ALL_SIGNALS = "sig.*"
 ALL_STRATEGY_ERRORS = "err.strategy.*"
 ALL_ORDER_COMMANDS = "ord.cmd.*"
 ALL_ORDER_EVENTS = "ord.evt.>"
 #: Order events of strategies only (one token), without execution's ``ord.evt._wm.*`` watermarks.
 STRATEGY_ORDER_EVENTS = "ord.evt.*"
+ALL_VENUE_STATUS = "ord.evt._venue.*"
 PORTFOLIO_SNAPSHOT = "pf.snapshot"
 RISK_STATE = "risk.state"
 RISK_HALT = "risk.halt"

@@ -22,6 +22,7 @@ from tradewire_common.schemas.control import (
     ReplayCompleted,
     ReplayStarted,
     TradingStateChanged,
+    VenueStatus,
 )
 from tradewire_common.schemas.market import Bar, BookDelta, BookLevel, BookSnapshot, Quote, TradeTick
 from tradewire_common.schemas.orders import (
@@ -64,6 +65,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ExecutionWatermark,
     ReplayStarted,
     ReplayCompleted,
+    VenueStatus,
 )
 
 AnyMessage = (
@@ -90,6 +92,7 @@ AnyMessage = (
     | ExecutionWatermark
     | ReplayStarted
     | ReplayCompleted
+    | VenueStatus
 )
 
 M = TypeVar("M", bound=Message)
@@ -171,6 +174,7 @@ __all__ = [
     "TradeTick",
     "TradingState",
     "TradingStateChanged",
+    "VenueStatus",
     "decode",
     "decode_as",
     "encode",

@@ -8,13 +8,19 @@ from tradewire_common.schemas.base import Message, TradingState
 
 
 class TradingStateChanged(Message, frozen=True, tag="TradingStateChanged"):
-    """The trading state of a scope (``global`` for now) changed; who did it and why."""
+    """The trading state of a scope changed; who did it and why.
+
+    ``scope`` is ``global``, ``strategy:<id>`` or ``venue:<name>`` (see ``tradewire_common.trading_state``).
+    """
 
     scope: str
     state: TradingState
     previous: TradingState
     reason: str
     actor: str
+    #: The circuit breaker that made the change (``daily_loss``, ``venue_disconnected``, ...); "" when
+    #: a person (HTTP, CLI, ``risk.halt``) did.
+    trigger: str = ""
 
 
 class Alert(Message, frozen=True, tag="Alert"):
@@ -56,3 +62,12 @@ class ReplayCompleted(Message, frozen=True, tag="ReplayCompleted"):
 
     dataset: str
     bars: int
+
+
+class VenueStatus(Message, frozen=True, tag="VenueStatus"):
+    """Execution's connection to a venue went down or came back (published on ``ord.evt._venue.<venue>``
+    when it changes; the paper venue is always connected, so it never publishes one)."""
+
+    venue: str
+    connected: bool
+    reason: str = ""
