@@ -135,6 +135,54 @@ class InstrumentSpec(Section, frozen=True):
                 raise ValueError(f"{name} must be positive, got {value}")
 
 
+BreakerState = Literal["REDUCING", "HALTED"]
+
+
+class BreakersConfig(Section, frozen=True):
+    """Automatic circuit breakers (``risk.breakers``; rules in ``tradewire_risk.breakers``).
+
+    Each is off at its default (0 / false). A breaker that trips moves its scope to its ``*_state``
+    (``REDUCING`` or ``HALTED``), logs, publishes a ``TradingStateChanged`` naming it and an ``Alert``;
+    it never releases itself (a person does, with a reason). Fractions are of equity; exactly at a
+    limit does not trip, beyond it does.
+    """
+
+    #: Global: equity down more than this fraction from the start-of-UTC-day equity.
+    daily_loss_pct: Fraction = 0.0
+    daily_loss_state: BreakerState = "HALTED"
+    #: Global: equity down more than this fraction from its peak.
+    drawdown_pct: Fraction = 0.0
+    drawdown_state: BreakerState = "HALTED"
+    #: Global: equity down more than ``loss_spike_pct`` from its highest value within ``loss_spike_window_s``.
+    loss_spike_pct: Fraction = 0.0
+    loss_spike_window_s: Annotated[float, Meta(gt=0)] = 300.0
+    loss_spike_state: BreakerState = "HALTED"
+    #: Global: a position's notional above this fraction of equity (e.g. after a fill bigger than
+    #: intended; may exceed 1 with leverage).
+    position_spike_pct: Annotated[float, Meta(ge=0)] = 0.0
+    position_spike_state: BreakerState = "REDUCING"
+    #: The instrument's venue: no bar for more than this many bar intervals (or ``stale_data_s``
+    #: seconds, when set) for an instrument with a position or a configured strategy.
+    stale_data_intervals: Annotated[int, Meta(ge=0)] = 0
+    stale_data_s: Annotated[float, Meta(ge=0)] = 0.0
+    #: ``event``: time is the newest bar's (replays); ``wall``: the clock (live); ``auto``: ``event``
+    #: when ``datafeed.replay`` is set, else ``wall``.
+    stale_data_clock: Literal["auto", "event", "wall"] = "auto"
+    stale_data_state: BreakerState = "REDUCING"
+    #: Per venue: rejected / submitted orders above this fraction within ``reject_rate_window_s``,
+    #: once at least ``reject_rate_min_orders`` orders were sent in the window.
+    reject_rate: Fraction = 0.0
+    reject_rate_window_s: Annotated[float, Meta(gt=0)] = 300.0
+    reject_rate_min_orders: Annotated[int, Meta(ge=1)] = 5
+    reject_rate_state: BreakerState = "HALTED"
+    #: Per venue: execution reports the venue disconnected.
+    venue_disconnected: bool = False
+    venue_disconnected_state: BreakerState = "HALTED"
+    #: Per strategy: more than this many orders within a minute (event time).
+    max_orders_per_minute: Annotated[int, Meta(ge=0)] = 0
+    runaway_orders_state: BreakerState = "HALTED"
+
+
 class RiskConfig(Section, frozen=True):
     #: ``fixed_fraction`` of equity per entry, fractional ``kelly``, or ``all_in`` (all cash into
     #: each entry, no position/exposure limits: for comparing with other backtesters only).
@@ -166,6 +214,7 @@ class RiskConfig(Section, frozen=True):
     instruments: tuple[InstrumentSpec, ...] = ()
     #: Seconds to wait for a portfolio snapshot that covers a signal's time before denying it.
     portfolio_wait_s: Annotated[float, Meta(gt=0)] = 5.0
+    breakers: BreakersConfig = msgspec.field(default_factory=BreakersConfig)
 
 
 class VenueConfig(Section, frozen=True):
