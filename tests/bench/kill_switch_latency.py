@@ -227,9 +227,11 @@ def stop_up(proc: subprocess.Popen[bytes]) -> None:
 
 
 def report(result: dict[str, Any], args: argparse.Namespace) -> None:
+    options = [("rounds", args.rounds), ("bars", args.bars), ("poll_ms", args.poll_ms)]
+    if args.bars:
+        options.insert(2, ("bars_per_s", args.bars_per_s))
     command = "    .venv/bin/python tests/bench/kill_switch_latency.py " + " ".join(
-        f"--{k.replace('_', '-')} {v:g}" for k, v in (("rounds", args.rounds), ("bars", args.bars),
-                                                      ("bars_per_s", args.bars_per_s), ("poll_ms", args.poll_ms)))
+        f"--{k.replace('_', '-')} {v:g}" for k, v in options)
     load = f"during a replay of the demo at {args.bars_per_s:g} bars/s" if args.bars else "idle: no replay"
     print(f"kill switch over tradewire up, {load}; {args.rounds} rounds after {args.warmup} warm-up; ms from the POST")
     print(f"consumers of {STREAM}: {', '.join(result['consumers'])}; ack poll every {args.poll_ms} ms "
