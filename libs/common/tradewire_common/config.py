@@ -121,18 +121,35 @@ class SignalsConfig(Section, frozen=True):
 
 
 class InstrumentSpec(Section, frozen=True):
-    """Trading rules of an instrument (precision and limits)."""
+    """Trading rules of an instrument (precision and the venue's per-order limits)."""
 
     id: InstrumentId
+    #: Order quantities are multiples of this (sizing rounds down to it).
     quantity_step: Decimal = Decimal("0.000001")
+    #: Smallest order quantity; a smaller entry is ``SIZE_ZERO`` (a full close is always allowed).
     min_quantity: Decimal = Decimal("0.000001")
+    #: Limit and trigger prices must be multiples of this (else ``INVALID_ORDER``; never rounded).
     price_tick: Decimal = Decimal("0.00000001")
+    #: False: risk denies every order in the instrument, closes included (``INSTRUMENT_NOT_TRADABLE``).
+    tradable: bool = True
+    #: Largest order quantity (None = no limit): entries are clipped to it, closes trimmed to it.
+    max_quantity: Decimal | None = None
+    #: Smallest order notional (quantity * order price; None = none): a smaller entry or partial
+    #: reduction is ``SIZE_ZERO`` (a full close is always allowed).
+    min_notional: Decimal | None = None
+    #: Largest order notional (None = no limit): entries are clipped to it (``INVALID_ORDER`` when less
+    #: than ``min_quantity`` is left), closes trimmed to it.
+    max_notional: Decimal | None = None
 
     def __post_init__(self) -> None:
-        for name in ("quantity_step", "min_quantity", "price_tick"):
+        for name in ("quantity_step", "min_quantity", "price_tick", "max_quantity", "min_notional", "max_notional"):
             value = getattr(self, name)
-            if not value.is_finite() or value <= 0:
+            if value is not None and (not value.is_finite() or value <= 0):
                 raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_quantity is not None and self.max_quantity < self.min_quantity:
+            raise ValueError(f"max_quantity {self.max_quantity} is below min_quantity {self.min_quantity}")
+        if self.max_notional is not None and self.min_notional is not None and self.max_notional < self.min_notional:
+            raise ValueError(f"max_notional {self.max_notional} is below min_notional {self.min_notional}")
 
 
 BreakerState = Literal["REDUCING", "HALTED"]
@@ -184,9 +201,10 @@ class BreakersConfig(Section, frozen=True):
 
 
 class RiskConfig(Section, frozen=True):
-    #: ``fixed_fraction`` of equity per entry, fractional ``kelly``, or ``all_in`` (all cash into
+    #: ``fixed_fraction`` of equity per entry, fractional ``kelly``, ``volatility_target`` (ATR-based),
+    #: ``binary_kelly`` (prediction-market contracts priced in (0, 1)), or ``all_in`` (all cash into
     #: each entry, no position/exposure limits: for comparing with other backtesters only).
-    sizing: Literal["fixed_fraction", "kelly", "all_in"] = "fixed_fraction"
+    sizing: Literal["fixed_fraction", "kelly", "volatility_target", "binary_kelly", "all_in"] = "fixed_fraction"
     #: Expected execution costs that ``all_in`` sizing reserves for (fee and slippage bps, fixed fee).
     cost_fee_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
     cost_slippage_bps: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
@@ -211,10 +229,71 @@ class RiskConfig(Section, frozen=True):
     #: a signal's own ``stop_loss_pct``/``take_profit_pct`` override them.
     stop_loss_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
     take_profit_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
+    # -- sizing, beyond the fraction and the Kelly inputs above ------------------------------------
+    #: Cap on the Kelly fraction after ``kelly_fraction`` (``kelly`` and ``binary_kelly``; 1 = no cap).
+    kelly_cap: Fraction = 1.0
+    #: ``kelly``: once a strategy has closed this many round trips, its live record's win rate and
+    #: win/loss ratio replace the signal's estimate (0 = never; a record without a win or a loss is not used).
+    kelly_min_trades: Annotated[int, Meta(ge=0)] = 0
+    #: ``volatility_target``: ``quantity = target_risk_fraction * equity / (atr_multiple * ATR)``, ATR the
+    #: mean true range of the instrument's last ``atr_window`` bars (of ``atr_interval``; empty = the one
+    #: interval risk sees for it), computed by risk from the bars it receives.
+    target_risk_fraction: Fraction = 0.01
+    atr_window: Annotated[int, Meta(ge=1, le=10_000)] = 14
+    atr_multiple: Annotated[float, Meta(gt=0, le=1_000)] = 2.0
+    atr_interval: str = ""
+    #: Ramp-up: a strategy's entry size is scaled from ``ramp_up_start_fraction`` linearly up to 1 over its
+    #: first ``ramp_up_days`` days (from its first fill) or ``ramp_up_trades`` trades (orders with a fill),
+    #: whichever ends first; 0 turns that measure off (both 0 = no ramp-up).
+    ramp_up_days: Annotated[float, Meta(ge=0)] = 0.0
+    ramp_up_trades: Annotated[int, Meta(ge=0)] = 0
+    ramp_up_start_fraction: Fraction = 0.25
+    # -- pre-trade checks (each off at its default) ---------------------------------------------------
+    #: Deny instruments missing from ``instruments`` (``UNKNOWN_INSTRUMENT``); off: default precision.
+    require_known_instruments: bool = False
+    #: Fat-finger band, a fraction: a limit or trigger price further than this from the last price (the
+    #: latest bar close risk saw for the instrument, else the signal's price), or a signal price that far
+    #: from the latest bar close, is ``PRICE_BAND``. Exactly at the band passes. 0 = off.
+    price_band_pct: Fraction = 0.0
+    #: Max notional of one order (quantity * order price: limit, else trigger, else the signal's price);
+    #: entries are clipped to it (``MAX_ORDER_NOTIONAL`` when less than ``min_quantity`` is left). 0 = none.
+    max_order_notional: Decimal = Decimal(0)
+    #: Max open orders (risk's orders not yet filled, cancelled, expired or rejected), in total and per
+    #: strategy: an entry that would exceed one is ``MAX_OPEN_ORDERS``. 0 = no limit.
+    max_open_orders: Annotated[int, Meta(ge=0)] = 0
+    max_open_orders_per_strategy: Annotated[int, Meta(ge=0)] = 0
+    #: Max orders per strategy / per venue with event times in the last 60 s (``ts > t - 60 s``): an entry
+    #: that would exceed one is ``RATE_LIMIT``. 0 = no limit.
+    max_orders_per_minute_per_strategy: Annotated[int, Meta(ge=0)] = 0
+    max_orders_per_minute_per_venue: Annotated[int, Meta(ge=0)] = 0
+    #: Equity more than this fraction below the start-of-UTC-day equity (the last equity before the day
+    #: began): entries are ``DAILY_LOSS_LIMIT``, reductions pass. 0 = off.
+    daily_loss_limit_pct: Fraction = 0.0
+    #: Equity more than this fraction below its peak: entries are ``MAX_DRAWDOWN``, reductions pass. 0 = off.
+    max_drawdown_pct: Fraction = 0.0
+    #: Per strategy id, the fraction of equity its positions (marked at the last price) plus its open
+    #: entry orders may use; entries are clipped to the room left (``STRATEGY_ALLOCATION`` when none).
+    #: Strategies not listed have no allocation limit.
+    strategy_allocations: dict[StrategyId, Fraction] = msgspec.field(default_factory=dict)
+    #: Free balance: the cash check subtracts the notional of open BUY orders from cash.
+    reserve_open_orders: bool = False
+    #: A reduce-only order must also fit in the position minus the open reduce-only orders on its side
+    #: (it is trimmed to that, ``REDUCE_ONLY`` when nothing is left); off: only in the position.
+    reduce_only_nets_open_orders: bool = False
+    #: The ledger's HTTP address (``http://ledger:8105``): risk rebuilds its open orders, per-strategy
+    #: fills and equity history from ``/v1/orders``, ``/v1/fills`` and ``/v1/equity`` at start, so the
+    #: checks above survive a restart. Empty: start from nothing (backtests, a fresh ledger).
+    ledger_url: str = ""
     instruments: tuple[InstrumentSpec, ...] = ()
     #: Seconds to wait for a portfolio snapshot that covers a signal's time before denying it.
     portfolio_wait_s: Annotated[float, Meta(gt=0)] = 5.0
     breakers: BreakersConfig = msgspec.field(default_factory=BreakersConfig)
+
+    def __post_init__(self) -> None:
+        if not self.max_order_notional.is_finite() or self.max_order_notional < 0:
+            raise ValueError(f"max_order_notional must be a non-negative number, got {self.max_order_notional}")
+        if self.ledger_url and not self.ledger_url.startswith(("http://", "https://")):
+            raise ValueError(f"ledger_url must start with http:// or https://, got {self.ledger_url!r}")
 
 
 class VenueConfig(Section, frozen=True):

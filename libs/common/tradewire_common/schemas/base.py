@@ -77,3 +77,21 @@ class DenyReason(enum.StrEnum):
     DUPLICATE_ORDER = "DUPLICATE_ORDER"
     #: All-in sizing holds one position at a time: an entry in the position's direction is refused.
     ALREADY_IN_POSITION = "ALREADY_IN_POSITION"
+    #: The instrument is configured as not tradable.
+    INSTRUMENT_NOT_TRADABLE = "INSTRUMENT_NOT_TRADABLE"
+    #: A limit/trigger (or the signal's) price is too far from the last price (fat finger).
+    PRICE_BAND = "PRICE_BAND"
+    #: Nothing fits under the maximum notional of one order.
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    #: Too many open orders (in total or for the strategy).
+    MAX_OPEN_ORDERS = "MAX_OPEN_ORDERS"
+    #: Too many orders within a minute (for the strategy or the venue).
+    RATE_LIMIT = "RATE_LIMIT"
+    #: Equity fell more than the daily loss limit below the start of the UTC day: entries refused.
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    #: Equity fell more than the drawdown limit below its peak: entries refused.
+    MAX_DRAWDOWN = "MAX_DRAWDOWN"
+    #: Nothing fits in the strategy's capital allocation.
+    STRATEGY_ALLOCATION = "STRATEGY_ALLOCATION"
+    #: A reduce-only order would increase (or open) a position.
+    REDUCE_ONLY = "REDUCE_ONLY"
