@@ -43,7 +43,7 @@ def create_app(service: Service, extra_routes: Callable[[FastAPI], None] | None 
     async def readyz(response: Response) -> dict[str, object]:
         if not service.ready:
             response.status_code = 503
-        return {"ready": service.ready, "service": service.name}
+        return {"ready": service.ready, "service": service.name, "trading_state": service.trading.summary()}
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

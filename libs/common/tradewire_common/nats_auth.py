@@ -129,9 +129,11 @@ _OBSERVABLE = (
 
 def _service(role: str, publish: Iterable[str], subscribe: Iterable[str]) -> Permissions:
     """A service's own subjects plus what every service does: answer ``ctl.stats``, push its
-    counters, dead-letter, lay out the streams (signals may not change an existing layout)."""
-    pub = [*publish, subjects.STATS_REPORT, subjects.dead_letter(role), *_stream_setup(update=role != "signals")]
-    sub = [*subscribe, subjects.STATS, subjects.inbox_prefix(role) + ".>"]
+    counters, dead-letter, lay out the streams (signals may not change an existing layout), and see
+    the trading state (read it from the KV bucket at start, follow ``risk.state``)."""
+    pub = [*publish, subjects.STATS_REPORT, subjects.dead_letter(role), *_stream_setup(update=role != "signals"),
+           *_kv_read()]
+    sub = [*subscribe, subjects.STATS, subjects.inbox_prefix(role) + ".>", subjects.RISK_STATE]
     return Permissions(_unique(pub), _unique(sub), allow_responses=True)
 
 
@@ -147,7 +149,9 @@ def role_permissions(role: str) -> Permissions:
         return _service(role, [subjects.ALL_ORDER_COMMANDS, subjects.STRATEGY_ORDER_EVENTS, subjects.RISK_STATE,
                                subjects.PORTFOLIO_REQUEST, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
                                *_consume(_stream_of(subjects.ALL_SIGNALS))],
-                        [subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_HALT])
+                        # the kill switch on risk.halt; the circuit breakers' inputs (core subscriptions)
+                        [subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_HALT, subjects.ALL_BARS,
+                         subjects.STRATEGY_ORDER_EVENTS, subjects.ALL_VENUE_STATUS])
     if role == "execution":
         return _service(role, [subjects.ALL_ORDER_EVENTS, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
                                *_consume(_stream_of(subjects.ALL_ORDER_COMMANDS))],

@@ -3,6 +3,12 @@
 A service subclasses :class:`Service`, subscribes in ``on_start`` and adds routes in
 ``add_routes``. The same object runs over NATS in production, and on the in-memory bus in
 tests and the backtester.
+
+Every service sees the trading state: before ``on_start`` it loads each configured scope's state
+from the KV bucket and follows ``TradingStateChanged`` events on ``risk.state`` (risk, which owns
+the states, only loads them). ``/readyz`` shows the view, the gauge
+``tradewire_<service>_trading_state_observed_value{scope}`` (0 ACTIVE, 1 REDUCING, 2 HALTED)
+exports it, and a service reacts to changes in :meth:`Service.on_trading_state_changed`.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import uvicorn
 from fastapi import FastAPI
 
 from tradewire_common import subjects
-from tradewire_common.bus import Bus, NatsBus, stats_reply
+from tradewire_common.bus import Bus, Envelope, NatsBus, stats_reply
 from tradewire_common.clock import Clock, LiveClock
 from tradewire_common.config import Config
 from tradewire_common.http import create_app
 from tradewire_common.metrics import ServiceMetrics
 from tradewire_common.nats_auth import client_auth
+from tradewire_common.schemas import TradingStateChanged
+from tradewire_common.trading_state import RANK, TradingStateView, configured_scopes
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +39,8 @@ class Service:
     """Base of the five services."""
 
     name: str = "service"
+    #: True for the service that owns the trading states (risk): it loads them but follows no events.
+    owns_trading_state: bool = False
 
     def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
         self.config = config
@@ -39,6 +49,12 @@ class Service:
         self.clock = clock or LiveClock()
         self.ready = False
         self._stopped = asyncio.Event()
+        #: The trading state of every configured scope, as this service knows it.
+        self.trading = TradingStateView(configured_scopes(config))
+        self.trading_state_observed = self.metrics.gauge(
+            "trading_state_observed_value",
+            "Trading state of each scope as this service sees it: 0 ACTIVE, 1 REDUCING, 2 HALTED", ("scope",))
+        self._show_trading_state()
 
     # --- hooks --------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -50,6 +66,29 @@ class Service:
     def add_routes(self, app: FastAPI) -> None:
         """Add the service's own HTTP routes."""
 
+    async def on_trading_state_changed(self, change: TradingStateChanged) -> None:
+        """React to a scope's new trading state (already in ``self.trading``). No-op by default."""
+
+    # --- trading state ------------------------------------------------------------------------
+    async def watch_trading_state(self) -> None:
+        """Follow ``risk.state`` (unless this service owns the states), then load every scope from KV."""
+        if not self.owns_trading_state:
+            await self.bus.subscribe(subjects.RISK_STATE, self._on_trading_state)
+        await self.trading.load(self.bus)
+        self._show_trading_state()
+
+    async def _on_trading_state(self, envelope: Envelope) -> None:
+        change = envelope.message
+        if not isinstance(change, TradingStateChanged) or not self.trading.apply(change):
+            return
+        self._show_trading_state()
+        log.info("trading state of %s is %s (%s by %s)", change.scope, change.state, change.reason, change.actor)
+        await self.on_trading_state_changed(change)
+
+    def _show_trading_state(self) -> None:
+        for scope, stored in self.trading.states.items():
+            self.trading_state_observed.labels(scope).set(RANK[stored.state])
+
     # --- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.bus.connect()
@@ -60,6 +99,7 @@ class Service:
             return stats_reply(self.bus)
 
         await self.bus.serve(subjects.STATS, answer_stats)
+        await self.watch_trading_state()
         await self.on_start()
         self.ready = self.bus.ready = True
         self.metrics.up.set(1)
