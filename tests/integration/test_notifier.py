@@ -295,5 +295,5 @@ async def test_delivery_failures_are_visible_and_the_notifier_carries_on(
         metrics = (await stack.get("notifier", "/metrics")).text
     assert 'tradewire_notifier_notifications_total{kind="alert",outcome="failed"} 1.0' in metrics
     assert 'tradewire_notifier_notifications_total{kind="price_alert",outcome="failed"} 1.0' in metrics
-    assert 'tradewire_notifier_price_alerts_total{severity="info"} 1.0' in metrics
-    assert "tradewire_notifier_alert_rules 1.0" in metrics
+    assert "tradewire_notifier_price_alerts_total 1.0" in metrics
+    assert "tradewire_notifier_alert_rules_value 1.0" in metrics

@@ -239,9 +239,9 @@ class Dispatcher:
         self.duration = metrics.histogram(
             "delivery_duration_seconds", "Time from queueing a notification to its last URL's answer",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0))
-        self.queued = metrics.gauge("queued_notifications", "Notifications waiting for a URL, over all URLs")
+        self.queued = metrics.gauge("queued_messages", "Notifications waiting for their URL's worker, over all URLs")
         self.queued.set_function(lambda: sum(q.qsize() for q in self._queues))
-        metrics.gauge("delivery_targets", "Apprise URLs configured").set(len(self.targets))
+        metrics.gauge("delivery_targets_value", "Apprise URLs configured").set(len(self.targets))
         for kind in config.kinds:  # at 0 from the start, so increase() sees the first failure
             for outcome in ("delivered", "failed"):
                 self.notifications.labels(kind, outcome)

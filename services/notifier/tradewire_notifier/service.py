@@ -95,10 +95,8 @@ class NotifierService(Service):
         self.summary_equity: Decimal | None = None
         self._lock = asyncio.Lock()
         self._summary_task: asyncio.Task[None] | None = None
-        self.price_alerts = self.metrics.counter("price_alerts_total", "Price alert rules that fired", ("severity",))
-        for severity in ("info", "warning", "critical"):
-            self.price_alerts.labels(severity)
-        self.metrics.gauge("alert_rules", "Price alert rules").set_function(lambda: len(self.engine.rules))
+        self.price_alerts = self.metrics.counter("price_alerts_total", "Price alert rules that fired")
+        self.metrics.gauge("alert_rules_value", "Price alert rules").set_function(lambda: len(self.engine.rules))
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -178,7 +176,7 @@ class NotifierService(Service):
                 alert = messages.price_alert(firing, now)
                 log.info("price alert", extra={"rule": firing.rule.id, "title": alert.title})
                 await self.bus.publish(subjects.alert(firing.rule.severity), alert)
-                self.price_alerts.labels(firing.rule.severity).inc()
+                self.price_alerts.inc()
                 self.tally.price_alerts += 1
             if changed:
                 await save_rules(self.bus, self.engine)

@@ -29,8 +29,10 @@ from tradewire_common.config import Config
 from tradewire_common.nats_auth import PASSWORD_ENV, PASSWORD_FILE_ENV, ROLES, USER_ENV, new_password, password_env
 from tradewire_common.registry import SERVICE_NAMES
 
-#: Start order: sinks first, the feed last (it waits for the others anyway).
-START_ORDER = ("ledger", "execution", "risk", "signals", "datafeed")
+#: Start order: sinks first (the notifier, stopped last, reports to the end), the feed last (it waits for
+#: the others anyway). A service is started once it is a registered name (``registry.SERVICE_NAMES``).
+START_ORDER = tuple(name for name in ("notifier", "ledger", "execution", "risk", "signals", "datafeed")
+                    if name in SERVICE_NAMES)
 MAX_RESTARTS = 5
 
 
