@@ -54,7 +54,7 @@ class Service:
         self.trading_state_observed = self.metrics.gauge(
             "trading_state_observed_value",
             "Trading state of each scope as this service sees it: 0 ACTIVE, 1 REDUCING, 2 HALTED", ("scope",))
-        self._show_trading_state()
+        self.show_trading_state()
 
     # --- hooks --------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -75,17 +75,17 @@ class Service:
         if not self.owns_trading_state:
             await self.bus.subscribe(subjects.RISK_STATE, self._on_trading_state)
         await self.trading.load(self.bus)
-        self._show_trading_state()
+        self.show_trading_state()
 
     async def _on_trading_state(self, envelope: Envelope) -> None:
         change = envelope.message
         if not isinstance(change, TradingStateChanged) or not self.trading.apply(change):
             return
-        self._show_trading_state()
+        self.show_trading_state()
         log.info("trading state of %s is %s (%s by %s)", change.scope, change.state, change.reason, change.actor)
         await self.on_trading_state_changed(change)
 
-    def _show_trading_state(self) -> None:
+    def show_trading_state(self) -> None:
         for scope, stored in self.trading.states.items():
             self.trading_state_observed.labels(scope).set(RANK[stored.state])
 

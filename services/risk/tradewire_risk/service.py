@@ -3,6 +3,10 @@
 Only risk publishes on ``ord.cmd.*``. A signal from event time ``t`` is sized only with a
 portfolio snapshot whose ``as_of >= t`` (waiting up to ``risk.portfolio_wait_s``); without one
 the signal is denied, never passed.
+
+The trading states per scope, the kill switch (HTTP, ``risk.halt``) and the circuit breakers are in
+:mod:`tradewire_risk.kill_switch`: a signal is decided with the most restrictive state of global, its
+strategy's and its venue's.
 """
 
 from __future__ import annotations
@@ -10,18 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Annotated
 
 import msgspec
-from fastapi import FastAPI, HTTPException
-from msgspec import Meta
+from fastapi import FastAPI
 
 from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
-from tradewire_common.http import Actor
-from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.ids import split_instrument_id
 from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.schemas import (
     OrderDenied,
@@ -29,29 +30,23 @@ from tradewire_common.schemas import (
     Signal,
     SubmitOrder,
     TradingState,
-    TradingStateChanged,
 )
 from tradewire_common.service import Service
 from tradewire_risk.engine import RiskEngine
-from tradewire_risk.state import StoredState, load_state, save_state
+from tradewire_risk.kill_switch import TradingControl
 
 log = logging.getLogger(__name__)
 
 STATE_VALUE = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
-class KillSwitchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    state: TradingState
-    reason: Annotated[str, Meta(min_length=1, max_length=500)]
-
-
 class RiskService(Service):
     name = "risk"
+    owns_trading_state = True
 
     def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
         super().__init__(config, bus, clock=clock)
         self.engine = RiskEngine(config.risk)
-        self.state = StoredState(TradingState.ACTIVE, "initial", "system", 0)
         self.snapshot: PortfolioSnapshot | None = None
         self._snapshot_changed = asyncio.Condition()
         self._decisions: OrderedDict[str, tuple[str, SubmitOrder | OrderDenied]] = OrderedDict()
@@ -69,11 +64,11 @@ class RiskService(Service):
             "decision_latency_seconds", "From a signal's creation to risk's order or denial (portfolio wait included)",
             buckets=LATENCY_BUCKETS,
         )
+        # trading states, kill switch, circuit breakers (the states are loaded before on_start)
+        self.control = TradingControl(self)
 
     async def on_start(self) -> None:
-        self.state = await load_state(self.bus)
-        self._set_state_gauges()
-        log.info("trading state %s (%s)", self.state.state, self.state.reason)
+        await self.control.start()
         await self.bus.subscribe(subjects.PORTFOLIO_SNAPSHOT, self.on_snapshot)
         # a restarted risk service must not wait for the next bar to know the account
         for raw in await self.bus.gather(subjects.PORTFOLIO_REQUEST, b"", expected=1, timeout=1.0):
@@ -88,21 +83,21 @@ class RiskService(Service):
                 self.snapshot = snap
         await self.bus.subscribe(subjects.ALL_SIGNALS, self.on_signal, durable="risk-signals")
 
-    def _set_state_gauges(self) -> None:
-        self.state_gauge.set(STATE_VALUE[self.state.state])
-        self.kill_switch_gauge.set(1 if self.state.state is TradingState.HALTED else 0)
-        for state in TradingState:
-            self.state_info.labels(state.value).set(1 if state is self.state.state else 0)
+    async def on_stop(self) -> None:
+        await self.control.stop()
 
     async def on_snapshot(self, envelope: Envelope) -> None:
         snap = envelope.message
         if not isinstance(snap, PortfolioSnapshot):
             return
+        # breakers first: a signal waiting for this snapshot is decided with what it tripped
+        tripped = self.control.apply_trips(self.control.breakers.on_snapshot(snap))
         async with self._snapshot_changed:
             if self.snapshot is None or snap.as_of >= self.snapshot.as_of:
                 self.snapshot = snap
                 self.equity_gauge.set(float(snap.equity))
             self._snapshot_changed.notify_all()
+        await self.control.publish(tripped)
 
     async def snapshot_covering(self, ts_event: int) -> PortfolioSnapshot | None:
         """The latest snapshot once it covers ``ts_event``; None if none does in time."""
@@ -124,9 +119,11 @@ class RiskService(Service):
         if not isinstance(signal, Signal):
             return
         cached = self._decisions.get(signal.id)
+        fresh = cached is None
         if cached is None:
             snapshot = await self.snapshot_covering(signal.ts_event)
-            decision = self.engine.evaluate(signal, snapshot, self.state.state, now_ns=self.clock.now_ns())
+            decision = self.engine.evaluate(signal, snapshot, self.control.state_for(signal),
+                                            now_ns=self.clock.now_ns())
             self.decision_latency.observe(max(0, self.clock.now_ns() - signal.ts_init) / 1e9)
             if isinstance(decision, SubmitOrder):
                 _symbol, venue = split_instrument_id(decision.instrument_id)
@@ -141,42 +138,14 @@ class RiskService(Service):
         await self.bus.publish(subject, decision)
         if isinstance(decision, SubmitOrder):
             self.orders_out.labels(subject.rsplit(".", 1)[-1]).inc()
+            if fresh:
+                await self.control.order_sent(decision)
         else:
             self.denials.labels(decision.reason_code.value).inc()
             log.info("denied %s: %s", decision.reason_code, decision.reason)
 
-    async def set_state(self, state: TradingState, reason: str, actor: str) -> StoredState:
-        previous = self.state
-        now = self.clock.now_ns()
-        self.state = StoredState(state, reason, actor, now)
-        await save_state(self.bus, self.state)
-        self._set_state_gauges()
-        log.warning("trading state %s -> %s by %s: %s", previous.state, state, actor, reason)
-        await self.bus.publish(
-            subjects.RISK_STATE,
-            TradingStateChanged(
-                id=derive_id("state", now, state, reason), ts_event=now, ts_init=now, scope="global",
-                state=state, previous=previous.state, reason=reason, actor=actor,
-            ),
-        )
-        return self.state
-
     def add_routes(self, app: FastAPI) -> None:
-        @app.get("/v1/kill-switch")
-        async def get_kill_switch() -> dict[str, object]:
-            return _state_body(self.state)
-
-        @app.post("/v1/kill-switch")
-        async def post_kill_switch(body: dict[str, object], actor: Actor) -> dict[str, object]:
-            try:
-                request = msgspec.convert(body, KillSwitchRequest)
-            except msgspec.ValidationError as exc:
-                raise HTTPException(status_code=422, detail=str(exc)) from None
-            return _state_body(await self.set_state(request.state, request.reason, actor))
-
-
-def _state_body(state: StoredState) -> dict[str, object]:
-    return {"state": state.state.value, "reason": state.reason, "actor": state.actor, "since_ns": state.since_ns}
+        self.control.add_routes(app)  # GET/POST /v1/trading-state, /v1/kill-switch
 
 
 def build(config: Config, bus: Bus, clock: Clock | None = None) -> RiskService:

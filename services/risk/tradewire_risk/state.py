@@ -1,28 +1,19 @@
-"""The trading state (kill switch) held in the JetStream KV bucket, so it survives restarts."""
+"""The trading states, one per scope, held in the JetStream KV bucket so they survive restarts.
+
+Scope names, KV keys, precedence (the most restrictive of global, the strategy's and the venue's
+wins) and the view every service keeps are in :mod:`tradewire_common.trading_state`; only risk
+writes the states (its NATS user may write ``trading_state.>`` keys).
+"""
 
 from __future__ import annotations
 
 import msgspec
 
 from tradewire_common.bus import Bus
-from tradewire_common.schemas import TradingState
+from tradewire_common.trading_state import GLOBAL, INITIAL, KEY_GLOBAL, StoredState, load_state, scope_key
 
-KEY_GLOBAL = "trading_state.global"
-
-
-class StoredState(msgspec.Struct, frozen=True):
-    state: TradingState
-    reason: str
-    actor: str
-    since_ns: int
+__all__ = ["GLOBAL", "INITIAL", "KEY_GLOBAL", "StoredState", "load_state", "save_state", "scope_key"]
 
 
-async def load_state(bus: Bus, key: str = KEY_GLOBAL) -> StoredState:
-    raw = await bus.kv_get(key)
-    if raw is None:
-        return StoredState(TradingState.ACTIVE, "initial", "system", 0)
-    return msgspec.json.decode(raw, type=StoredState)
-
-
-async def save_state(bus: Bus, value: StoredState, key: str = KEY_GLOBAL) -> None:
-    await bus.kv_put(key, msgspec.json.encode(value))
+async def save_state(bus: Bus, value: StoredState, scope: str = GLOBAL) -> None:
+    await bus.kv_put(scope_key(scope), msgspec.json.encode(value))
