@@ -21,6 +21,25 @@ is down never arrive: an order working at that moment fills on the next bar the 
 result differs from an uninterrupted run). A hard crash between publishing a bar's fills and
 saving the state would re-fill the order's old remainder from the saved state; a graceful stop
 finishes the handler first.
+
+**Trading states (kill switch).** Execution follows ``risk.state`` (and reads the states from KV at
+start, see :class:`~tradewire_common.service.Service`). When a scope becomes HALTED it cancels the
+open orders it covers: every order at every venue for ``global``, at the venue for ``venue:<name>``,
+the strategy's for ``strategy:<id>`` (an ``OrderCanceled`` each, reason ``kill switch: ...``); at
+start it does the same for the scopes already HALTED. Left working: the kill switch's own closing
+orders (client order ids ``tw-fl-…``, see ``tradewire_risk.kill_switch``) and the paper venue's
+bracket exits, which only reduce exposure. As a second line behind risk, a ``SubmitOrder`` arriving
+for a HALTED scope is rejected (unless it is a ``tw-fl-`` reduce-only order), and one that is not
+reduce-only for a REDUCING scope too (``OrderRejected``, reason ``trading HALTED/REDUCING ...``).
+The paper venue tells the strategy of a working order from its exported state; for other adapters
+a strategy's halt cancels nothing here (their orders are known by client order id only).
+
+**Venue status.** An adapter call failing with ``ConnectionError`` (the adapter contract's "fault
+of the adapter itself") marks the venue disconnected, the next successful call connected again;
+each change is published as a ``VenueStatus`` on ``ord.evt._venue.<venue>`` (risk's
+``venue_disconnected`` breaker) and shown in ``/v1/venues`` and ``tradewire_execution_venue_connected_info``.
+Adapters that learn of a disconnect otherwise call :meth:`ExecutionService.report_venue_status`.
+The paper venue is always connected.
 """
 
 from __future__ import annotations
@@ -28,8 +47,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
+import msgspec
 from fastapi import FastAPI
 
 from tradewire_common import subjects
@@ -48,9 +68,14 @@ from tradewire_common.schemas import (
     OrderRejected,
     OrderSubmitted,
     SubmitOrder,
+    TradingState,
+    TradingStateChanged,
+    VenueStatus,
 )
 from tradewire_common.service import Service
+from tradewire_common.trading_state import GLOBAL, STRATEGY_PREFIX, VENUE_PREFIX, is_flatten_order, permits
 from tradewire_execution.paper import PaperVenue
+from tradewire_execution.paper_state import VenueState
 from tradewire_execution.venue import VenueAdapter
 
 log = logging.getLogger(__name__)
@@ -100,6 +125,14 @@ class ExecutionService(Service):
         for venue_name in self.venues:  # at 0 from the start, so the reject ratio sees the first ones
             self.commands_in.labels(venue_name, "submit")
             self.orders.labels(venue_name, "rejected")
+        # kill switch and venue status
+        self.halt_cancels = m.counter("halt_cancels_total", "Open orders cancelled because a scope was HALTED",
+                                      ("venue",))
+        self.venue_connected_gauge = m.gauge("venue_connected_info", "1 while the venue is connected", ("venue",))
+        self.venue_connected: dict[str, bool] = dict.fromkeys(self.venues, True)
+        for venue_name in self.venues:
+            self.halt_cancels.labels(venue_name)
+            self.venue_connected_gauge.labels(venue_name).set(1)
 
     async def on_start(self) -> None:
         for name, venue in self.venues.items():  # every venue's state is back before any message
@@ -110,6 +143,9 @@ class ExecutionService(Service):
             await self.bus.subscribe(subjects.order_command(name), self.on_command, durable=f"execution-{name}")
             if isinstance(venue, PaperVenue):
                 await self.bus.subscribe(f"md.bar.{subjects.escape_token(name)}.>", self.on_bar)
+        for scope, stored in self.trading.states.items():  # halted while this service was down
+            if stored.state is TradingState.HALTED:
+                await self.cancel_for_halt(scope, stored.reason, derive_id("halt-at-start", scope, stored.since_ns))
 
     async def on_stop(self) -> None:
         for venue in self.venues.values():
@@ -169,8 +205,16 @@ class ExecutionService(Service):
             if isinstance(command, SubmitOrder):
                 self.commands_in.labels(venue_name, "submit").inc()
                 _symbol, instrument_venue = split_instrument_id(command.instrument_id)
-                if instrument_venue != venue_name:
+                refusal = self._trading_refusal(command, venue_name)
+                if refusal:
+                    log.warning("rejected %s: %s", command.client_order_id, refusal)
                     events: list[OrderEvent] = [OrderRejected(
+                        id=derive_id("OrderRejected", command.client_order_id, "trading-state"),
+                        ts_event=command.ts_event, ts_init=now, correlation_id=command.correlation_id,
+                        strategy_id=command.strategy_id, instrument_id=command.instrument_id,
+                        client_order_id=command.client_order_id, reason=refusal)]
+                elif instrument_venue != venue_name:
+                    events = [OrderRejected(
                         id=derive_id("OrderRejected", command.client_order_id, "venue"), ts_event=command.ts_event,
                         ts_init=now, correlation_id=command.correlation_id, strategy_id=command.strategy_id,
                         instrument_id=command.instrument_id, client_order_id=command.client_order_id,
@@ -181,10 +225,10 @@ class ExecutionService(Service):
                         ts_init=now, correlation_id=command.correlation_id, strategy_id=command.strategy_id,
                         instrument_id=command.instrument_id, client_order_id=command.client_order_id,
                         venue=venue_name)
-                    events = [submitted, *await venue.submit(command, now)]
+                    events = [submitted, *await self._venue_call(venue_name, venue.submit(command, now))]
             elif isinstance(command, CancelOrder):
                 self.commands_in.labels(venue_name, "cancel").inc()
-                events = await venue.cancel(command, now)
+                events = await self._venue_call(venue_name, venue.cancel(command, now))
             else:
                 log.warning("ignoring %s on %s", type(command).__name__, envelope.subject)
                 return
@@ -217,12 +261,108 @@ class ExecutionService(Service):
                                    close=bar.close),
             )
 
+    # --- trading states (kill switch) and venue status ------------------------------------------
+
+    def _trading_refusal(self, command: SubmitOrder, venue: str) -> str:
+        """Why a SubmitOrder may not reach the venue in the current trading state ("" if it may)."""
+        state = self.trading.effective(command.strategy_id, venue)
+        if state is TradingState.HALTED and command.reduce_only and is_flatten_order(command.client_order_id):
+            return ""
+        if permits(state, reduce_only=command.reduce_only):
+            return ""
+        scope = self.trading.binding_scope(command.strategy_id, venue)
+        what = "only the kill switch's closing orders" if state is TradingState.HALTED else "only reduce-only orders"
+        return f"trading {state} ({scope}): {what} pass"
+
+    async def on_trading_state_changed(self, change: TradingStateChanged) -> None:
+        if change.state is TradingState.HALTED:
+            await self.cancel_for_halt(change.scope, change.reason, change.id)
+
+    async def cancel_for_halt(self, scope: str, reason: str, correlation_id: str) -> int:
+        """Cancel the open orders a HALTED ``scope`` covers (not ``tw-fl-`` closing orders nor bracket
+        exits); returns how many were cancelled."""
+        if scope == GLOBAL:
+            names, strategy = list(self.venues), None
+        elif scope.startswith(VENUE_PREFIX):
+            names, strategy = [n for n in self.venues if n == scope.removeprefix(VENUE_PREFIX)], None
+        elif scope.startswith(STRATEGY_PREFIX):
+            names, strategy = list(self.venues), scope.removeprefix(STRATEGY_PREFIX)
+        else:
+            return 0
+        cancelled = 0
+        async with self._lock:
+            for name in names:
+                venue = self.venues[name]
+                now = self.clock.now_ns()
+                events: list[OrderEvent] = []
+                for coid, strategy_id, instrument_id, ts_event in self._cancellable(venue, strategy):
+                    command = CancelOrder(
+                        id=derive_id("halt-cancel", correlation_id, coid), ts_event=ts_event, ts_init=now,
+                        correlation_id=correlation_id, strategy_id=strategy_id, instrument_id=instrument_id,
+                        client_order_id=coid, reason=f"kill switch: {scope} HALTED: {reason}"[:500])
+                    events += await self._venue_call(name, venue.cancel(command, now))
+                if not events:
+                    continue
+                await self.publish_events(name, events)
+                await self.save_venue_state(name)
+                self.halt_cancels.labels(name).inc(len(events))
+                cancelled += len(events)
+                log.warning("venue %s: %d open orders cancelled: %s HALTED (%s)", name, len(events), scope, reason,
+                            extra={"audit": "halt_cancel", "venue": name, "scope": scope})
+        return cancelled
+
+    def _cancellable(self, venue: VenueAdapter, strategy: str | None) -> list[tuple[str, str, str, int]]:
+        """``(client order id, strategy, instrument, event time)`` of the open orders to cancel."""
+        if isinstance(venue, PaperVenue):
+            state = msgspec.json.decode(venue.export_state(), type=VenueState)
+            out = []
+            for o in state.orders:
+                order = o.order
+                if o.exit or is_flatten_order(order.client_order_id):
+                    continue
+                if strategy is not None and order.strategy_id != strategy:
+                    continue
+                ts = venue.last_bar_ts(order.instrument_id)
+                out.append((order.client_order_id, order.strategy_id, order.instrument_id,
+                            max(ts if ts is not None else 0, order.ts_event)))
+            return out
+        if strategy is not None:
+            return []
+        now = self.clock.now_ns()
+        return [(coid, "kill-switch", f"UNKNOWN.{venue.name}", now) for coid in venue.open_orders()
+                if not is_flatten_order(coid)]
+
+    async def _venue_call(self, name: str, call: Awaitable[list[OrderEvent]]) -> list[OrderEvent]:
+        """Run an adapter call; a ``ConnectionError`` marks the venue disconnected (and is raised again)."""
+        try:
+            events = await call
+        except ConnectionError as exc:
+            await self.report_venue_status(name, False, f"{type(exc).__name__}: {exc}")
+            raise
+        if not self.venue_connected.get(name, True):
+            await self.report_venue_status(name, True, "an adapter call succeeded")
+        return events
+
+    async def report_venue_status(self, name: str, connected: bool, reason: str = "") -> None:
+        """Record a venue's connection and publish a ``VenueStatus`` when it changed."""
+        if self.venue_connected.get(name) is connected:
+            return
+        self.venue_connected[name] = connected
+        self.venue_connected_gauge.labels(name).set(1 if connected else 0)
+        now = self.clock.now_ns()
+        (log.info if connected else log.error)("venue %s %s: %s", name, "connected" if connected else "disconnected",
+                                               reason)
+        await self.bus.publish(subjects.venue_status(name), VenueStatus(
+            id=derive_id("venue-status", name, connected, now), ts_event=now, ts_init=now, venue=name,
+            connected=connected, reason=reason[:500]))
+
     def add_routes(self, app: FastAPI) -> None:
         @app.get("/v1/venues")
         async def venues() -> dict[str, object]:
             return {
                 name: {"adapter": type(v).__name__, "capabilities": sorted(v.capabilities),
-                       "open_orders": v.open_orders()}
+                       "open_orders": v.open_orders(), "connected": self.venue_connected.get(name, True),
+                       "trading_state": self.trading.effective(None, name).value}
                 for name, v in self.venues.items()
             }
 
