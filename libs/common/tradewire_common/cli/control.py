@@ -1,16 +1,33 @@
-"""``tradewire status`` and ``tradewire kill-switch``: HTTP clients of the running services."""
+"""``tradewire status`` and ``tradewire kill-switch``: clients of the running services.
+
+``tradewire kill-switch engage|release|status [--scope S] [--flatten] [--reason R]`` calls risk's
+``/v1/kill-switch`` (``/v1/trading-state`` for ``status``) with the API token, or with ``--via nats``
+sends the request on ``risk.halt`` as the ``operator`` NATS user: the broker URL and the operator's
+password file come from the latest ``tradewire up`` run (``endpoints.json``), or ``--nats URL`` and
+``$TRADEWIRE_NATS_PASSWORD`` / ``$TRADEWIRE_NATS_PASSWORD_FILE``. Releasing needs ``--reason``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 
+from tradewire_common import subjects
 from tradewire_common.config import Config
+from tradewire_common.nats_auth import PASSWORD_ENV, ClientAuth
 from tradewire_common.registry import SERVICE_NAMES
+from tradewire_common.schemas import TradingState
 from tradewire_common.security import api_token
+from tradewire_common.trading_state import GLOBAL, HaltRequest
+
+#: The NATS user allowed to publish on ``risk.halt``.
+OPERATOR = "operator"
 
 
 def endpoints(config: Config, run_dir: Path | None = None) -> dict[str, str]:
@@ -46,8 +63,12 @@ def status(config: Config, run_dir: Path | None = None) -> dict[str, Any]:
     with httpx.Client(timeout=2.0) as client:
         for name, url in endpoints(config, run_dir).items():
             try:
-                ready = client.get(url + "/readyz").status_code == 200
-                result[name] = {"url": url, "ready": ready}
+                response = client.get(url + "/readyz")
+                result[name] = {"url": url, "ready": response.status_code == 200}
+                try:  # the service's own view of the trading state
+                    result[name]["trading_state"] = response.json().get("trading_state")
+                except ValueError:
+                    pass
             except httpx.HTTPError as exc:
                 result[name] = {"url": url, "ready": False, "error": type(exc).__name__}
         risk = endpoints(config, run_dir)["risk"]
@@ -58,16 +79,90 @@ def status(config: Config, run_dir: Path | None = None) -> dict[str, Any]:
     return result
 
 
-def kill_switch(config: Config, action: str, reason: str, run_dir: Path | None = None) -> dict[str, Any]:
-    url = endpoints(config, run_dir)["risk"] + "/v1/kill-switch"
-    with httpx.Client(timeout=5.0) as client:
-        if action == "status":
-            response = client.get(url)
+def kill_switch(
+    config: Config, action: str, reason: str | None, run_dir: Path | None = None, *, scope: str = GLOBAL,
+    flatten: bool = False, via: str = "http", nats_url: str = "",
+) -> dict[str, Any]:
+    """Engage (HALTED), release (ACTIVE) or show a scope's trading state; raises RuntimeError when refused."""
+    if action == "release" and not (reason or "").strip():
+        raise RuntimeError("release needs --reason (leaving HALTED is audited)")
+    if flatten and action != "engage":
+        raise RuntimeError("--flatten goes with engage")
+    state = None if action == "status" else ("HALTED" if action == "engage" else "ACTIVE")
+    if via == "nats":
+        body = msgspec.json.encode(HaltRequest(state=None if state is None else TradingState(state),
+                                               reason=reason or "manual", scope=scope, flatten=flatten))
+        return halt_over_nats(_nats_url(config, run_dir, nats_url), operator_auth(run_dir), body)
+    risk = endpoints(config, run_dir)["risk"]
+    with httpx.Client(timeout=10.0) as client:
+        if state is None:
+            response = client.get(risk + "/v1/trading-state")
         else:
-            state = "HALTED" if action == "engage" else "ACTIVE"
-            response = client.post(url, json={"state": state, "reason": reason},
+            response = client.post(risk + "/v1/kill-switch",
+                                   json={"state": state, "reason": reason or "manual", "scope": scope,
+                                         "flatten": flatten},
                                    headers={"Authorization": f"Bearer {token(run_dir)}"})
         if response.status_code >= 400:
             raise RuntimeError(f"risk answered {response.status_code}: {response.text}")
         data: dict[str, Any] = response.json()
+    if state is None:
+        scopes: dict[str, Any] = data["scopes"]
+        if scope not in scopes:
+            raise RuntimeError(f"unknown scope {scope!r}; configured: {', '.join(scopes)}")
+        return {**scopes[scope], "scopes": scopes} if scope == GLOBAL else dict(scopes[scope])
+    return data
+
+
+def _nats_url(config: Config, run_dir: Path | None, given: str) -> str:
+    info = _latest_run(run_dir) or {}
+    url = given or info.get("nats") or config.bus.url
+    if not url:
+        raise RuntimeError("no NATS URL: pass --nats or start the services with tradewire up")
+    return str(url)
+
+
+def operator_auth(run_dir: Path | None = None) -> ClientAuth | None:
+    """The operator's NATS login: ``$TRADEWIRE_NATS_PASSWORD(_FILE)``, else the ``tradewire up`` run's
+    operator password file; None (anonymous) when there is neither."""
+    password = os.environ.get(PASSWORD_ENV, "")
+    path = os.environ.get(f"{PASSWORD_ENV}_FILE", "") or (_latest_run(run_dir) or {}).get(
+        "nats_operator_password_file", "")
+    if not password and path:
+        password = Path(path).read_text().strip()
+    return ClientAuth(OPERATOR, password) if password else None
+
+
+def halt_over_nats(url: str, auth: ClientAuth | None, body: bytes, timeout: float = 10.0) -> dict[str, Any]:
+    """One request on ``risk.halt``; the answer, or RuntimeError (refused, no answer, error reply)."""
+    import nats
+    import nats.errors
+
+    refusals: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        refusals.append(str(exc))
+
+    async def request() -> bytes:
+        options: dict[str, Any] = {"servers": [u.strip() for u in url.split(",") if u.strip()],
+                                   "allow_reconnect": False, "connect_timeout": 5, "error_cb": on_error}
+        if auth is not None:
+            options.update(user=auth.user, password=auth.password, inbox_prefix=subjects.inbox_prefix(auth.user))
+        nc = await nats.connect(**options)
+        try:
+            reply = await nc.request(subjects.RISK_HALT, body, timeout=timeout)
+        finally:
+            await nc.close()
+        data: bytes = reply.data
         return data
+
+    try:
+        raw = asyncio.run(request())
+    except nats.errors.NoRespondersError:
+        raise RuntimeError(f"nobody serves {subjects.RISK_HALT} at {url} (is risk running?)") from None
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        why = f" ({refusals[-1]})" if refusals else ""
+        raise RuntimeError(f"{subjects.RISK_HALT} request failed: {type(exc).__name__}{why}") from None
+    answer: dict[str, Any] = json.loads(raw)
+    if "error" in answer:
+        raise RuntimeError(f"risk refused: {answer['error']}")
+    return answer

@@ -52,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--config")
     st.add_argument("--run-dir", type=Path)
 
-    ks = sub.add_parser("kill-switch", help="engage, release or show the kill switch")
+    ks = sub.add_parser("kill-switch", help="engage, release or show the kill switch (a scope's trading state)")
     ks.add_argument("action", choices=("engage", "release", "status"))
-    ks.add_argument("--reason", default="manual")
+    ks.add_argument("--reason", default=None, help="why (engage: default 'manual'; release: required)")
+    ks.add_argument("--scope", default="global", help="global (default), strategy:<id> or venue:<name>")
+    ks.add_argument("--flatten", action="store_true", help="engage: also close the positions (global or a venue)")
+    ks.add_argument("--via", choices=("http", "nats"), default="http",
+                    help="risk's HTTP API with the API token (default), or risk.halt as the NATS operator user")
+    ks.add_argument("--nats", default="", help="with --via nats: the broker (default: the latest tradewire up's)")
     ks.add_argument("--config")
     ks.add_argument("--run-dir", type=Path)
 
@@ -128,7 +133,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         config, _ = _load(args.config)
         try:
-            print(json.dumps(kill_switch(config, args.action, args.reason, args.run_dir)))
+            print(json.dumps(kill_switch(config, args.action, args.reason, args.run_dir, scope=args.scope,
+                                         flatten=args.flatten, via=args.via, nats_url=args.nats)))
         except RuntimeError as exc:
             print(f"tradewire: {exc}", file=sys.stderr)
             return 1
