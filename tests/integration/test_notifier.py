@@ -233,6 +233,25 @@ async def test_a_rule_added_with_the_cli_fires_on_a_replay_over_nats_and_fills_a
     assert sorted(a["title"] for a in recorded) == [f"{BTC} price crosses_above {shown}"] * len(expected)
 
 
+async def test_the_cli_reports_what_the_notifier_refused(
+    tmp_path: Path, fresh_nats: NatsServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with running(stack_config(tmp_path), fresh_nats.url) as stack:
+        url = ["--url", stack.url("notifier"), "--config", str(tmp_path / "tw.toml")]
+        assert await asyncio.to_thread(main, ["alert", "add", BTC, "above", "seventy", *url]) == 1
+        assert "notifier answered 422: 'seventy' is neither a number nor a series" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, ["alert", "remove", "no-such-rule", *url]) == 1
+        assert "notifier answered 404: no rule 'no-such-rule'" in capsys.readouterr().err
+        monkeypatch.delenv("TRADEWIRE_API_TOKEN")
+        assert await asyncio.to_thread(main, ["alert", "add", BTC, "above", "1", *url]) == 1
+        assert "tradewire alert: no API token: set TRADEWIRE_API_TOKEN" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, ["alert", "list", *url]) == 0
+        assert capsys.readouterr().out.strip() == "no price alert rules"
+    closed = ["--url", f"http://127.0.0.1:{free_tcp_port()}", "--config", str(tmp_path / "tw.toml")]
+    assert await asyncio.to_thread(main, ["alert", "list", *closed]) == 1
+    assert "cannot reach the notifier at http://127.0.0.1:" in capsys.readouterr().err
+
+
 async def test_alertmanager_webhook_is_delivered_by_email_with_the_password_from_the_environment(
     tmp_path: Path, fresh_nats: NatsServer, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

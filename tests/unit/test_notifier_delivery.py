@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.notifier_sinks import smtp_server, webhook_receiver
 from tests.support.ports import free_tcp_port
-from tradewire_common.config import NotifierConfig
+from tradewire_common.config import ConfigError, NotifierConfig
 from tradewire_common.metrics import ServiceMetrics
 from tradewire_notifier.delivery import (
     DeliveryRecord,
@@ -192,9 +192,17 @@ def test_urls_come_from_the_config_the_environment_and_secret_files(tmp_path: Pa
 
 
 def test_a_bad_url_stops_the_start_without_showing_the_url() -> None:
-    with pytest.raises(ValueError, match=r"notifier URL #0 \(nosuchservice://…\) is not a valid apprise URL") as err:
+    with pytest.raises(ConfigError, match=r"notifier URL #0 \(nosuchservice://…\) is not a valid apprise URL") as err:
         Target(0, f"nosuchservice://{BOT_TOKEN}@x")
     assert BOT_TOKEN.split(":")[1] not in str(err.value)
+
+
+def test_an_unreadable_url_file_is_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match=r"TRADEWIRE_NOTIFIER_URLS_FILE: cannot read .*nope"):
+        load_urls(NotifierConfig(), {"TRADEWIRE_NOTIFIER_URLS_FILE": str(missing)})
+    with pytest.raises(ConfigError, match=r"notifier\.urls_file: cannot read"):
+        load_urls(NotifierConfig(urls_file=str(missing)), {})
 
 
 def test_targets_are_shown_without_their_secrets() -> None:

@@ -158,6 +158,16 @@ def test_rules_see_only_their_instrument_and_interval() -> None:
     assert not engine.has_rules_for("SOLUSDT.BINANCE")
 
 
+def test_removing_the_last_rule_of_an_instrument_stops_following_it() -> None:
+    engine = RuleEngine()
+    engine.add(rule("sma:3 above 10", rule_id="a"))
+    engine.add(rule("above 10", rule_id="b"))
+    engine.on_bar(BTC, "1m", Decimal(11), "a" * 32, 1)
+    assert engine.remove("a") and engine.has_rules_for(BTC)
+    assert engine.remove("b") and not engine.has_rules_for(BTC) and engine.books == {}
+    assert not engine.remove("b")
+
+
 def test_indicator_rules_wait_until_their_indicators_are_warm() -> None:
     engine = RuleEngine()
     engine.add(rule("sma:3 above 10"))

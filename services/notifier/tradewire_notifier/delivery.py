@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import time
 from collections import deque
@@ -29,9 +30,8 @@ from urllib.parse import urlsplit
 
 import apprise
 
-from tradewire_common.config import NotificationKind, NotifierConfig
+from tradewire_common.config import ConfigError, NotificationKind, NotifierConfig
 from tradewire_common.metrics import ServiceMetrics
-from tradewire_common.security import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,22 @@ def parse_urls(text: str) -> list[str]:
     return urls
 
 
+def _read(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
+
+
 def load_urls(config: NotifierConfig, environ: Mapping[str, str] | None = None) -> list[str]:
-    """``notifier.urls``, then ``$TRADEWIRE_NOTIFIER_URLS`` (or its ``_FILE``), then ``notifier.urls_file``."""
+    """``notifier.urls``, then ``$TRADEWIRE_NOTIFIER_URLS`` (or the file named by ``$TRADEWIRE_NOTIFIER_URLS_FILE``),
+    then ``notifier.urls_file``; an unreadable file is a configuration error."""
+    env = os.environ if environ is None else environ
     urls = list(config.urls)
-    if environ is None:
-        urls += parse_urls(read_secret(URLS_ENV))
-    else:
-        value = environ.get(URLS_ENV, "")
-        path = environ.get(f"{URLS_ENV}_FILE", "")
-        urls += parse_urls(value or (Path(path).read_text() if path else ""))
+    path = env.get(f"{URLS_ENV}_FILE", "")
+    urls += parse_urls(env.get(URLS_ENV, "") or (_read(path, f"{URLS_ENV}_FILE") if path else ""))
     if config.urls_file:
-        urls += parse_urls(Path(config.urls_file).read_text())
+        urls += parse_urls(_read(config.urls_file, "notifier.urls_file"))
     return list(dict.fromkeys(urls))
 
 
@@ -140,7 +145,7 @@ class Target:
         plugin = apprise.Apprise.instantiate(url)
         if plugin is None:
             scheme = url.partition("://")[0] if "://" in url else "(no scheme)"
-            raise ValueError(f"notifier URL #{index} ({scheme}://…) is not a valid apprise URL")
+            raise ConfigError(f"notifier URL #{index} ({scheme}://…) is not a valid apprise URL")
         self.index = index
         self.label = display(plugin)
         self.apprise = apprise.Apprise()

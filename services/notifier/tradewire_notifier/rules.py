@@ -350,17 +350,26 @@ class RuleEngine:
     rules: dict[str, AlertRule] = field(default_factory=dict)
     states: dict[str, RuleState] = field(default_factory=dict)
     books: dict[tuple[str, str], SeriesBook] = field(default_factory=dict)
+    #: Instruments with at least one rule (market data of the others is skipped at once).
+    instruments: set[str] = field(default_factory=set)
 
     def add(self, rule: AlertRule, state: RuleState | None = None) -> None:
         self.rules[rule.id] = rule
         self.states[rule.id] = state or RuleState()
+        self.instruments.add(rule.instrument_id)
 
     def remove(self, rule_id: str) -> bool:
         self.states.pop(rule_id, None)
-        return self.rules.pop(rule_id, None) is not None
+        rule = self.rules.pop(rule_id, None)
+        if rule is None:
+            return False
+        if not any(r.instrument_id == rule.instrument_id for r in self.rules.values()):
+            self.instruments.discard(rule.instrument_id)
+            self.books = {k: v for k, v in self.books.items() if k[0] != rule.instrument_id}
+        return True
 
     def has_rules_for(self, instrument_id: str) -> bool:
-        return any(rule.instrument_id == instrument_id for rule in self.rules.values())
+        return instrument_id in self.instruments
 
     def on_bar(self, instrument_id: str, interval: str, close: Decimal, source_id: str,
                ts_event: int) -> tuple[list[Firing], bool]:

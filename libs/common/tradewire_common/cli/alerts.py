@@ -62,12 +62,18 @@ def notifier_url(config: Config, run_dir: Path | None = None, explicit: str = ""
 
 
 def call(config: Config, method: str, path: str, *, run_dir: Path | None = None, url: str = "",
-         body: dict[str, Any] | None = None) -> dict[str, Any]:
+         body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """One request to the notifier; raises RuntimeError with its answer on an error status."""
-    headers = {"Authorization": f"Bearer {token(run_dir)}"} if method != "GET" else {}
+    headers: dict[str, str] = {}
+    if method != "GET":
+        secret = token(run_dir)
+        if not secret:
+            raise RuntimeError("no API token: set TRADEWIRE_API_TOKEN (or TRADEWIRE_API_TOKEN_FILE), or give the "
+                               "--run-dir of a `tradewire up` run")
+        headers["Authorization"] = f"Bearer {secret}"
     base = notifier_url(config, run_dir, url)
     try:
-        with httpx.Client(timeout=10.0) as client:
+        with httpx.Client(timeout=timeout) as client:
             response = client.request(method, base + path, json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise RuntimeError(f"cannot reach the notifier at {base}: {type(exc).__name__}") from None
@@ -107,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
             text = f"removed {result['removed']}"
         else:
             body = {"body": args.message} if args.message else {}
-            result = call(config, "POST", "/v1/test-notification", body=body, **options)
+            # the notifier answers once every URL accepted it or gave up retrying (at most a minute)
+            result = call(config, "POST", "/v1/test-notification", body=body, timeout=90.0, **options)
             text = f"test notification: {result.get('outcome')}"
     except RuntimeError as exc:
         print(f"tradewire alert: {exc}", file=sys.stderr)
