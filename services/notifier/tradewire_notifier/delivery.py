@@ -317,8 +317,10 @@ class Dispatcher:
         if outcome in ("failed", "partial"):
             failures = [f"{t.target}: {t.error}" for t in record.targets if not t.ok]
             log.warning("notification not delivered everywhere", extra={**extra, "failures": failures})
-        elif outcome in ("delivered", "no_targets"):
-            log.info("notification %s", outcome, extra=extra)
+        elif outcome == "delivered":
+            log.info("notification delivered", extra=extra)
+        elif outcome == "no_targets":
+            log.debug("notification not sent: no notifier URLs configured", extra=extra)
         else:
             log.info("notification not sent: %s", outcome, extra=extra)
         return record
