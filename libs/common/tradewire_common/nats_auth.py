@@ -148,10 +148,13 @@ def role_permissions(role: str) -> Permissions:
     if role == "risk":
         return _service(role, [subjects.ALL_ORDER_COMMANDS, subjects.STRATEGY_ORDER_EVENTS, subjects.RISK_STATE,
                                subjects.PORTFOLIO_REQUEST, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
-                               *_consume(_stream_of(subjects.ALL_SIGNALS))],
-                        # the kill switch on risk.halt; the circuit breakers' inputs (core subscriptions)
+                               *_consume(_stream_of(subjects.ALL_SIGNALS)),
+                               # the risk context's durable consumer of order events and watermarks
+                               *_consume(_stream_of(subjects.ALL_ORDER_EVENTS))],
+                        # the kill switch on risk.halt; the circuit breakers' inputs (core subscriptions);
+                        # the risk context's bars (ATR) and order events
                         [subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_HALT, subjects.ALL_BARS,
-                         subjects.STRATEGY_ORDER_EVENTS, subjects.ALL_VENUE_STATUS])
+                         subjects.STRATEGY_ORDER_EVENTS, subjects.ALL_VENUE_STATUS, subjects.ALL_ORDER_EVENTS])
     if role == "execution":
         return _service(role, [subjects.ALL_ORDER_EVENTS, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
                                *_consume(_stream_of(subjects.ALL_ORDER_COMMANDS))],

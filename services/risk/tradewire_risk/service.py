@@ -33,6 +33,7 @@ from tradewire_common.schemas import (
 )
 from tradewire_common.service import Service
 from tradewire_risk.engine import RiskEngine
+from tradewire_risk.feed import ContextFeed
 from tradewire_risk.kill_switch import TradingControl
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class RiskService(Service):
     def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
         super().__init__(config, bus, clock=clock)
         self.engine = RiskEngine(config.risk)
+        # open orders, fills by strategy, prices, equity history: fed from the bus, rebuilt from the ledger
+        self.context_feed = ContextFeed(config, bus, self.engine)
         self.snapshot: PortfolioSnapshot | None = None
         self._snapshot_changed = asyncio.Condition()
         self._decisions: OrderedDict[str, tuple[str, SubmitOrder | OrderDenied]] = OrderedDict()
@@ -81,10 +84,12 @@ class RiskService(Service):
                 continue
             if isinstance(snap, PortfolioSnapshot) and (self.snapshot is None or snap.as_of >= self.snapshot.as_of):
                 self.snapshot = snap
+        await self.context_feed.start()
         await self.bus.subscribe(subjects.ALL_SIGNALS, self.on_signal, durable="risk-signals")
 
     async def on_stop(self) -> None:
         await self.control.stop()
+        await self.context_feed.stop()
 
     async def on_snapshot(self, envelope: Envelope) -> None:
         snap = envelope.message
@@ -92,6 +97,7 @@ class RiskService(Service):
             return
         # breakers first: a signal waiting for this snapshot is decided with what it tripped
         tripped = self.control.apply_trips(self.control.breakers.on_snapshot(snap))
+        self.context_feed.on_snapshot(snap)
         async with self._snapshot_changed:
             if self.snapshot is None or snap.as_of >= self.snapshot.as_of:
                 self.snapshot = snap
@@ -122,8 +128,9 @@ class RiskService(Service):
         fresh = cached is None
         if cached is None:
             snapshot = await self.snapshot_covering(signal.ts_event)
+            await self.context_feed.wait_covering(signal)
             decision = self.engine.evaluate(signal, snapshot, self.control.state_for(signal),
-                                            now_ns=self.clock.now_ns())
+                                            now_ns=self.clock.now_ns(), context=self.context_feed.context)
             self.decision_latency.observe(max(0, self.clock.now_ns() - signal.ts_init) / 1e9)
             if isinstance(decision, SubmitOrder):
                 _symbol, venue = split_instrument_id(decision.instrument_id)
