@@ -4,7 +4,7 @@
 ``/v1/kill-switch`` (``/v1/trading-state`` for ``status``) with the API token, or with ``--via nats``
 sends the request on ``risk.halt`` as the ``operator`` NATS user: the broker URL and the operator's
 password file come from the latest ``tradewire up`` run (``endpoints.json``), or ``--nats URL`` and
-``$TRADEWIRE_NATS_PASSWORD`` / ``$TRADEWIRE_NATS_PASSWORD_FILE``. Releasing needs ``--reason``.
+``$TRADEWIRE_NATS_PASSWORD_OPERATOR``. Releasing needs ``--reason``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import msgspec
 
 from tradewire_common import subjects
 from tradewire_common.config import Config
-from tradewire_common.nats_auth import PASSWORD_ENV, ClientAuth
+from tradewire_common.nats_auth import ClientAuth, password_env
 from tradewire_common.registry import SERVICE_NAMES
 from tradewire_common.schemas import TradingState
 from tradewire_common.security import api_token
@@ -122,11 +122,10 @@ def _nats_url(config: Config, run_dir: Path | None, given: str) -> str:
 
 
 def operator_auth(run_dir: Path | None = None) -> ClientAuth | None:
-    """The operator's NATS login: ``$TRADEWIRE_NATS_PASSWORD(_FILE)``, else the ``tradewire up`` run's
-    operator password file; None (anonymous) when there is neither."""
-    password = os.environ.get(PASSWORD_ENV, "")
-    path = os.environ.get(f"{PASSWORD_ENV}_FILE", "") or (_latest_run(run_dir) or {}).get(
-        "nats_operator_password_file", "")
+    """The operator's NATS login: ``$TRADEWIRE_NATS_PASSWORD_OPERATOR`` (as in the broker's password
+    file), else the ``tradewire up`` run's operator password file; None (anonymous) when neither."""
+    password = os.environ.get(password_env(OPERATOR), "")
+    path = (_latest_run(run_dir) or {}).get("nats_operator_password_file", "")
     if not password and path:
         password = Path(path).read_text().strip()
     return ClientAuth(OPERATOR, password) if password else None
