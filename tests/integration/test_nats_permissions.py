@@ -191,11 +191,13 @@ async def test_a_service_running_with_another_roles_credentials_is_refused_by_th
     bus = NatsBus("risk", broker.url, auth=broker.auth("signals"), connect_timeout=WAIT_S)
     service = service_factory("risk")(config, bus, None)
     try:
-        # risk reads the trading state at start: the signals user may not
+        # risk consumes the signals durably at start (every service may read the trading state, but
+        # only risk may consume signals): the signals user may not
         with pytest.raises(nats.errors.TimeoutError):
             await service.start()
         refused = " ".join(bus.refusals)
-        assert 'permissions violation for publish to "$js.api.stream.msg.get.kv_tradewire_state"' in refused
+        assert 'permissions violation for publish to "$js.api.consumer.info.tw_signals.risk-signals"' in refused
+        assert 'permissions violation for subscription to "risk.halt"' in refused
         assert not service.ready
     finally:
         await bus.close()
