@@ -1,25 +1,29 @@
 """Kill-switch latency: from the HTTP call that engages it to the last acknowledgement of HALTED.
 
-Starts ``tradewire up`` (bundled nats-server with a user per service, the five services as
-processes), then repeats: POST /v1/kill-switch HALTED (bearer token) on a kept-alive connection,
-wait until every acknowledgement below is observed, then release it the same way (measured too).
+Starts ``tradewire up`` (bundled nats-server with a user per service, every service as a process),
+then repeats: POST /v1/kill-switch HALTED (bearer token, a reason unique to the round) on a
+kept-alive connection, wait until every acknowledgement below is observed, then release it the
+same way (measured too).
 
-What acknowledges HALTED today (read from the code, not assumed):
+The acknowledgements, each timed from sending the POST:
 
-* **risk** holds the state: the POST answers 200 only after risk switched its in-process state (from
-  then on every signal is denied), stored it in the KV bucket and had JetStream store the
-  ``TradingStateChanged`` event on ``risk.state`` (a PubAck). The HTTP answer is risk's ack.
-* **every durable consumer of ``risk.state``** (the ledger's ``ledger-state``, and any other
-  service's, found by listing the consumers of the stream) acks the event only after its handler
-  ran (the ledger has written it to its store). Observed as the consumer's ``ack_floor`` reaching
-  the event's stream sequence (``$JS.API.CONSUMER.INFO``, polled as the ``operator`` user every
-  ``--poll-ms``: the resolution of these figures).
-* **datafeed, signals and execution do not see the trading state at all**: nothing in them reads
-  ``risk.state`` or the KV key, so they have nothing to acknowledge (execution would still fill an
-  order risk issued before the switch). The figure is therefore "risk + every consumer of
-  risk.state", the narrowest honest reading of "the last service acknowledging HALTED".
+* **risk answers 200** only after risk switched its in-process state (from then on every signal is
+  denied), stored it in the KV bucket and had JetStream store the ``TradingStateChanged`` on
+  ``risk.state`` (a PubAck). Risk owns the state: its answer is its acknowledgement.
+* **every other service applies it**: each follows ``risk.state`` and, having applied the change
+  (its ``/readyz`` and ``trading_state_observed_value`` show it from then on), logs
+  ``trading state of global is HALTED (<reason> by <actor>)``. Timed by that line's timestamp in the
+  service's JSON log (wall clock, whole milliseconds: taken as the end of its millisecond, so up to
+  1 ms late, never early). Reading logs loads no service, where polling ``/readyz`` on five services
+  every millisecond delayed risk's answer about fourfold. After each round, one ``/readyz`` per
+  service checks that it shows the state.
+* **each durable consumer of ``risk.state``** (the ledger's ``ledger-state``, which writes the event
+  to its store before acking; listed from the stream) acks it: its ``ack_floor`` reaching the
+  event's sequence (``$JS.API.CONSUMER.INFO`` as the ``operator`` user, ``--poll-ms`` apart: up to
+  one interval plus one round trip late).
 
-Also printed: when the event reached a core subscriber of ``risk.state`` (this script).
+"Last acknowledgement" is the latest of them all. Also printed: when the event reached a core
+subscriber of ``risk.state`` (this script).
 
     .venv/bin/python tests/bench/kill_switch_latency.py                    # idle stack, 200 rounds
     .venv/bin/python tests/bench/kill_switch_latency.py --bars 45031       # during a demo replay, 200 bars/s
@@ -37,6 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +57,9 @@ from tradewire_common import subjects  # noqa: E402
 
 STREAM = subjects.stream_for(subjects.RISK_STATE).name  # type: ignore[union-attr]
 IDLE_CONFIG = '[ledger]\nstarting_cash = "10000"\n'  # no replay, no strategy: nothing else happening
+#: The service that owns the trading state (its HTTP answer is its acknowledgement).
+OWNER = "risk"
+LOG_POLL_S = 0.002
 
 
 @dataclass
@@ -60,11 +68,14 @@ class Round:
 
     http_ms: float = math.nan
     event_ms: float = math.nan
+    #: service -> it logged having applied the state
+    applied_ms: dict[str, float] = field(default_factory=dict)
+    #: durable consumer of risk.state -> it acked the event
     acks_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def last_ms(self) -> float:
-        return max(self.http_ms, *self.acks_ms.values())
+        return max(self.http_ms, *self.applied_ms.values(), *self.acks_ms.values())
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -76,6 +87,29 @@ def percentile(values: list[float], p: float) -> float:
 def summary(values: list[float]) -> str:
     return "  ".join(f"{name} {percentile(values, p):7.2f}" for name, p in
                      (("p50", 50), ("p90", 90), ("p99", 99))) + f"  max {max(values):7.2f}"
+
+
+class LogTail:
+    """New complete lines of a growing log file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size
+        self.partial = b""
+
+    def lines(self) -> list[str]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        *complete, self.partial = (self.partial + data).split(b"\n")
+        return [line.decode(errors="replace") for line in complete]
+
+
+def log_time(line: str) -> float:
+    """A JSON log line's timestamp (epoch seconds), at the end of its millisecond."""
+    stamp = datetime.strptime(json.loads(line)["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return stamp.timestamp() + 0.001
 
 
 class Observer:
@@ -125,53 +159,85 @@ class Observer:
             await self.nc.close()
 
 
-async def one_round(client: httpx.AsyncClient, url: str, token: str, state: str, observer: Observer,
-                    timeout: float) -> Round:
-    target = await observer.last_seq() + 1  # only risk publishes on risk.state
-    while not observer.events.empty():
-        observer.events.get_nowait()
-    result = Round()
-    t0 = time.perf_counter()
+@dataclass
+class Bench:
+    services: dict[str, str]
+    token: str
+    observer: Observer
+    logs: dict[str, LogTail]  # the services other than the owner
+    client: httpx.AsyncClient
+    timeout: float
 
-    async def post() -> None:
-        response = await client.post(url, json={"state": state, "reason": "kill-switch latency benchmark"},
-                                     headers={"Authorization": f"Bearer {token}"})
-        result.http_ms = (time.perf_counter() - t0) * 1000
-        response.raise_for_status()
-        if response.json()["state"] != state:
-            raise RuntimeError(f"risk answered {response.json()}")
+    async def one_round(self, state: str, reason: str) -> Round:
+        target = await self.observer.last_seq() + 1  # only risk publishes on risk.state
+        while not self.observer.events.empty():
+            self.observer.events.get_nowait()
+        for tail in self.logs.values():
+            tail.lines()  # skip what came before
+        result = Round()
+        needle = f"trading state of global is {state} ({reason} by "
+        t0_wall = time.time()
+        t0 = time.perf_counter()
 
-    async def event() -> None:
-        result.event_ms = (await observer.events.get() - t0) * 1000
+        async def post() -> None:
+            response = await self.client.post(
+                self.services[OWNER] + "/v1/kill-switch", json={"state": state, "reason": reason},
+                headers={"Authorization": f"Bearer {self.token}"})
+            result.http_ms = (time.perf_counter() - t0) * 1000
+            response.raise_for_status()
+            if response.json()["state"] != state:
+                raise RuntimeError(f"risk answered {response.json()}")
 
-    async def acked(consumer: str) -> None:
-        while await observer.ack_floor(consumer) < target:
-            await asyncio.sleep(observer.poll_s)
-        result.acks_ms[consumer] = (time.perf_counter() - t0) * 1000
+        async def event() -> None:
+            result.event_ms = (await self.observer.events.get() - t0) * 1000
 
-    await asyncio.wait_for(asyncio.gather(post(), event(), *(acked(c) for c in observer.consumers)), timeout)
-    return result
+        async def applied(name: str) -> None:
+            while True:
+                for line in self.logs[name].lines():
+                    if needle in line:
+                        result.applied_ms[name] = (log_time(line) - t0_wall) * 1000
+                        return
+                await asyncio.sleep(LOG_POLL_S)
+
+        async def acked(consumer: str) -> None:
+            while await self.observer.ack_floor(consumer) < target:
+                await asyncio.sleep(self.observer.poll_s)
+            result.acks_ms[consumer] = (time.perf_counter() - t0) * 1000
+
+        await asyncio.wait_for(asyncio.gather(
+            post(), event(), *(applied(n) for n in self.logs), *(acked(c) for c in self.observer.consumers),
+        ), self.timeout)
+        for name, url in self.services.items():  # not timed: each service shows what it logged
+            shown = (await self.client.get(url + "/readyz")).json()["trading_state"]["global"]
+            if shown != state:
+                raise RuntimeError(f"{name} /readyz shows {shown} after acknowledging {state}")
+        return result
 
 
-async def bench(services: dict[str, str], nats_url: str, password: str, token: str, args: argparse.Namespace,
-                ) -> dict[str, Any]:
-    observer = Observer(nats_url, password, args.poll_ms / 1000)
+async def bench(info: dict[str, Any], password: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    services: dict[str, str] = info["services"]
+    observer = Observer(info["nats"], password, args.poll_ms / 1000)
     await observer.start()
-    if not observer.consumers:
-        raise SystemExit(f"no durable consumer on {STREAM}: nothing but risk would acknowledge")
-    rtt = await observer.poll_rtt_ms()
-    url = services["risk"] + "/v1/kill-switch"
+    logs_dir = Path(info["run_dir"]) / "logs"
+    logs = {name: LogTail(logs_dir / f"{name}.log") for name in services if name != OWNER}
     rounds: dict[str, list[Round]] = {"HALTED": [], "ACTIVE": []}
     try:
         async with httpx.AsyncClient(timeout=args.timeout) as client:
+            readyz = {name: (await client.get(url + "/readyz")).json() for name, url in services.items()}
+            missing = [name for name, body in readyz.items() if "trading_state" not in body]
+            if missing:
+                raise SystemExit(f"/readyz shows no trading state on {', '.join(missing)}: this stack predates "
+                                 "services following risk.state")
+            rtt = await observer.poll_rtt_ms() if observer.consumers else math.nan
+            b = Bench(services, token, observer, logs, client, args.timeout)
             for i in range(args.warmup + args.rounds):
                 for state in ("HALTED", "ACTIVE"):
-                    r = await one_round(client, url, token, state, observer, args.timeout)
+                    r = await b.one_round(state, f"kill-switch latency benchmark, round {i} {state}")
                     if i >= args.warmup:
                         rounds[state].append(r)
     finally:
         await observer.close()
-    return {"consumers": observer.consumers, "poll_rtt_ms": rtt, "rounds": rounds}
+    return {"consumers": observer.consumers, "appliers": sorted(logs), "poll_rtt_ms": rtt, "rounds": rounds}
 
 
 def start_up(tmp: Path, bars: int, bars_per_s: float) -> tuple[subprocess.Popen[bytes], Path, dict[str, str]]:
@@ -203,7 +269,8 @@ def wait_ready(proc: subprocess.Popen[bytes], run_dir: Path, timeout: float) -> 
         if endpoints.exists():
             info: dict[str, Any] = json.loads(endpoints.read_text())
             try:
-                if all(httpx.get(info["services"][s] + "/readyz", timeout=2).status_code == 200 for s in SERVICES):
+                if all(httpx.get(url + "/readyz", timeout=2).status_code == 200 for url in info["services"].values()):
+                    assert set(SERVICES) <= set(info["services"])
                     return info
             except httpx.HTTPError:
                 pass
@@ -234,18 +301,20 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
         f"--{k.replace('_', '-')} {v:g}" for k, v in options)
     load = f"during a replay of the demo at {args.bars_per_s:g} bars/s" if args.bars else "idle: no replay"
     print(f"kill switch over tradewire up, {load}; {args.rounds} rounds after {args.warmup} warm-up; ms from the POST")
-    print(f"consumers of {STREAM}: {', '.join(result['consumers'])}; ack poll every {args.poll_ms} ms "
-          f"(one poll round trip: p50 {result['poll_rtt_ms']:.2f} ms)")
+    print(f"durable consumers of {STREAM}: {', '.join(result['consumers']) or 'none'}; their ack floors polled "
+          f"{args.poll_ms:g} ms apart (one poll's round trip, p50 idle: {result['poll_rtt_ms']:.2f} ms)")
     if "replay" in result:
         print(f"replay: {result['replay']}")
     for state, verb in (("HALTED", "engage"), ("ACTIVE", "release")):
         rounds: list[Round] = result["rounds"][state]
         print(f"\n{verb} ({state})")
-        print(f"  {'risk HTTP 200':<28}{summary([r.http_ms for r in rounds])}")
-        print(f"  {'event on risk.state':<28}{summary([r.event_ms for r in rounds])}")
+        print(f"  {'risk answers 200':<30}{summary([r.http_ms for r in rounds])}")
+        print(f"  {'event reaches a subscriber':<30}{summary([r.event_ms for r in rounds])}")
+        for name in result["appliers"]:
+            print(f"  {name + ' applied it':<30}{summary([r.applied_ms[name] for r in rounds])}")
         for consumer in result["consumers"]:
-            print(f"  {consumer + ' acked':<28}{summary([r.acks_ms[consumer] for r in rounds])}")
-        print(f"  {'last acknowledgement':<28}{summary([r.last_ms for r in rounds])}")
+            print(f"  {consumer + ' acked it':<30}{summary([r.acks_ms[consumer] for r in rounds])}")
+        print(f"  {'last acknowledgement':<30}{summary([r.last_ms for r in rounds])}")
     print(f"\nreproduce:\n{command}")
 
 
@@ -265,7 +334,7 @@ def main() -> None:
             info = wait_ready(proc, run_dir, timeout=120)
             password = Path(info["nats_operator_password_file"]).read_text().strip()
             before = replay_status(info)
-            result = asyncio.run(bench(info["services"], info["nats"], password, env["TRADEWIRE_API_TOKEN"], args))
+            result = asyncio.run(bench(info, password, env["TRADEWIRE_API_TOKEN"], args))
             after = replay_status(info)
             if args.bars:  # the load lasted the whole measurement only if the replay had not finished
                 result["replay"] = (f"{before.get('bars_published')} bars published when the measurement began, "
