@@ -73,6 +73,14 @@ class TradeRecord:
         b = (self.win_sum / self.wins) / (self.loss_sum / self.losses)
         return p, b
 
+    def full_kelly(self) -> Decimal | None:
+        """The mission's ``(b*p - q)/b`` for this record in one division (no rounding of p and b on the way):
+        with p = W/N and b = (S_w/W) / (S_l/L) it is ``W * (S_w - S_l) / (N * S_w)``, never negative."""
+        if self.edge() is None:
+            return None
+        full = Decimal(self.wins) * (self.win_sum - self.loss_sum) / (Decimal(self.round_trips) * self.win_sum)
+        return max(full, _ZERO)
+
 
 class StrategyBook:
     """Fills by strategy: positions, round trips, records. Each fill is applied once."""

@@ -161,10 +161,14 @@ class Planner:
         source = "signal" if signal.win_probability is not None or signal.payoff_ratio is not None else "defaults"
         minimum = self.config.kelly_min_trades
         record = ctx.book.record(signal.strategy_id)
-        if minimum and record.round_trips >= minimum and (edge := record.edge()) is not None:
-            p, b = edge
+        full = record.full_kelly() if minimum and record.round_trips >= minimum else None
+        edge = record.edge()
+        if full is not None and edge is not None:
+            p, b = edge[0].quantize(Decimal("0.0001")), edge[1].quantize(Decimal("0.0001"))  # shown, not used
             source = f"live record of {record.round_trips} round trips"
-        fraction = capped(kelly_fraction(p, b, self.params.kelly_multiplier), self.params.kelly_cap)
+            fraction = capped(full * self.params.kelly_multiplier, self.params.kelly_cap)
+        else:
+            fraction = capped(kelly_fraction(p, b, self.params.kelly_multiplier), self.params.kelly_cap)
         qty = fixed_fraction_quantity(equity, signal.price, fraction, step)
         if fraction == 0:
             return qty, f"no positive Kelly edge (p={p}, b={b} from {source}: (b*p - q)/b <= 0)"
