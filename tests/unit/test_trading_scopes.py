@@ -313,6 +313,27 @@ async def test_risk_denies_with_the_effective_state_of_the_signals_scopes(risk: 
     assert isinstance(halted, OrderDenied) and halted.reason_code is DenyReason.TRADING_HALTED
 
 
+async def test_stale_bars_on_the_bus_trip_the_venue_in_event_time() -> None:
+    broker = MemoryBroker()
+    cfg = config_from_dict({**CONFIG, "datafeed": {"replay": [{"path": "x.csv", "instrument_id": BTC}]},
+                            "risk": {"breakers": {"stale_data_intervals": 3}}})
+    service = RiskService(cfg, MemoryBus("risk", broker), clock=SimulatedClock(T0))
+    assert service.control.breakers.clock == "event"  # a replay: "auto" measures in event time
+    await service.control.start()
+    feed = MemoryBus("datafeed", broker)
+    for minute in (0, 1, 6):  # 4 intervals without a bar after the one at minute 1 (ends at 2)
+        bar = schemas.Bar(id=derive_id("stale-bar", minute), ts_event=T0 + minute * 60 * 10**9, ts_init=T0,
+                          instrument_id=BTC, interval="1m", open=D(1), high=D(1), low=D(1), close=D(1), volume=D(1))
+        await feed.publish(subjects.bar("BINANCE", "BTCUSDT", "1m"), bar)
+        await feed.wait_idle(5)
+        if minute < 6:
+            assert service.control.view.get("venue:BINANCE").state is ACTIVE
+    stored = service.control.view.get("venue:BINANCE")
+    assert (stored.state, stored.trigger) == (REDUCING, "stale_data")
+    await service.control.stop()
+    await service.bus.close()
+
+
 # --- execution -----------------------------------------------------------------------------------
 
 
