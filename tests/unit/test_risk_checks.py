@@ -186,6 +186,13 @@ def test_a_signal_price_outside_the_band_of_the_last_bar_close_is_denied() -> No
     assert "signal price 110.01" in decision.reason
 
 
+def test_a_market_exit_is_never_stopped_by_its_signal_price() -> None:
+    ctx = RiskContext()
+    ctx.observe_price(BTC, T0, D("100"))
+    order = submitted(decide(sig(Side.SELL, price="150"), snapshot(position(BTC, "4")), ctx=ctx, price_band_pct=0.10))
+    assert (order.quantity, order.reduce_only) == (D("4"), True)
+
+
 def test_a_stop_trigger_outside_the_band_is_denied() -> None:
     ctx = RiskContext()
     ctx.observe_price(BTC, T0, D("100"))

@@ -35,7 +35,7 @@ def order_price(signal: Signal) -> Decimal:
 
 
 def prices(signal: Signal, spec: InstrumentSpec, ctx: RiskContext, band: Decimal | None) -> Denial | None:
-    """Limit/trigger prices on the tick grid; limit, trigger and signal prices within the fat-finger band."""
+    """Limit/trigger prices on the tick grid and within the fat-finger band (every order, closes included)."""
     priced = [(name, value) for name, value in (("limit", signal.limit_price), ("trigger", signal.trigger_price))
               if value is not None]
     for name, value in priced:
@@ -46,27 +46,40 @@ def prices(signal: Signal, spec: InstrumentSpec, ctx: RiskContext, band: Decimal
     if band is None:
         return None
     last = ctx.last_price(signal.instrument_id)
-    if last is not None:
-        priced.append(("signal", signal.price))
     reference = last if last is not None else signal.price
     what = "the last bar close" if last is not None else "the signal's price"
     for name, value in priced:
-        if abs(value - reference) > band * reference:
-            off = abs(value - reference) / reference
-            return Denial(DenyReason.PRICE_BAND,
-                          f"{name} price {value} is {pct(off.quantize(Decimal('0.000001')))}% from {what} {reference} "
-                          f"of {signal.instrument_id}: band {pct(band)}%")
+        if (denial := _outside(name, value, reference, what, band, signal)) is not None:
+            return denial
     return None
+
+
+def signal_price(signal: Signal, ctx: RiskContext, band: Decimal | None) -> Denial | None:
+    """An entry is sized at the signal's price: it must be within the band of the last bar close (when known)."""
+    last = ctx.last_price(signal.instrument_id)
+    if band is None or last is None:
+        return None
+    return _outside("signal", signal.price, last, "the last bar close", band, signal)
+
+
+def _outside(name: str, value: Decimal, reference: Decimal, what: str, band: Decimal, signal: Signal) -> Denial | None:
+    if abs(value - reference) <= band * reference:
+        return None
+    off = (abs(value - reference) / reference).quantize(Decimal("0.000001"))
+    return Denial(DenyReason.PRICE_BAND, f"{name} price {value} is {pct(off)}% from {what} {reference} of "
+                                         f"{signal.instrument_id}: band {pct(band)}%")
 
 
 def entry_gates(
     config: RiskConfig, params: Params, signal: Signal, portfolio: PortfolioSnapshot, ctx: RiskContext
 ) -> Denial | None:
-    """Checks that stop an entry (a flip then sends only its closing part): context rebuilt, daily loss,
-    drawdown, open orders, submit rates."""
+    """Checks that stop an entry (a flip then sends only its closing part): context rebuilt, signal price in
+    the band, daily loss, drawdown, open orders, submit rates."""
     if not ctx.complete:
         return Denial(DenyReason.UNKNOWN_PORTFOLIO,
                       "risk's open orders, fills and equity history are not rebuilt from the ledger yet")
+    if (denial := signal_price(signal, ctx, params.price_band)) is not None:
+        return denial
     equity = portfolio.equity
     start = ctx.day_start_equity
     if params.daily_loss is not None and start is not None and start > 0:

@@ -42,6 +42,7 @@ from tradewire_common.schemas import (
     Side,
     SubmitOrder,
 )
+from tradewire_common.trading_state import FLATTEN_PREFIX
 from tradewire_risk.bars import BarHistory
 from tradewire_risk.book import Fill, StrategyBook
 
@@ -209,10 +210,11 @@ class RiskContext:
                 continue
             if coid in self._closed or coid in self.open_orders:
                 continue
+            # the ledger does not store reduce_only: only the kill switch's closing orders are known to be
             self.open_orders[coid] = OpenOrder(
                 coid, str(row["strategy_id"]), str(row["instrument_id"]), venue, Side(str(row["side"])),
                 _decimal(row["quantity"]), _decimal(row["limit_price"]) if row.get("limit_price") else None,
-                False, ts, _decimal(row.get("filled_qty") or "0"))
+                coid.startswith(FLATTEN_PREFIX), ts, _decimal(row.get("filled_qty") or "0"))
 
     def restore_fills(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Ledger fill rows (``/v1/fills``), applied oldest first (by ``seq``); repeats are ignored."""

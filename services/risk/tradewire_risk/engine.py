@@ -15,8 +15,7 @@ Rules, in order:
    ``tradable = false`` -> ``INSTRUMENT_NOT_TRADABLE`` (closes included).
    Prices: a limit or trigger price off the instrument's ``price_tick`` grid -> ``INVALID_ORDER``
    (never rounded); with ``price_band_pct``, a limit or trigger price further than the band from the
-   last bar close (else the signal's price), or a signal price that far from the last bar close ->
-   ``PRICE_BAND`` (every order, closes included).
+   last bar close (else the signal's price) -> ``PRICE_BAND`` (every order, closes included).
 3. Intent from ``side`` (when the signal has no ``target``):
 
    * BUY with a short position closes the whole short (reduce-only); otherwise it opens or
@@ -38,7 +37,8 @@ Rules, in order:
    flip is trimmed to its closing part).
 
    4a. Entry gates (an entry is denied, a flip sends only its closing part): the context not yet
-   rebuilt from the ledger -> ``UNKNOWN_PORTFOLIO``; equity more than ``daily_loss_limit_pct``
+   rebuilt from the ledger -> ``UNKNOWN_PORTFOLIO``; the signal's price (what the entry is sized at)
+   further than ``price_band_pct`` from the last bar close -> ``PRICE_BAND``; equity more than ``daily_loss_limit_pct``
    below the start-of-UTC-day equity -> ``DAILY_LOSS_LIMIT``; more than ``max_drawdown_pct`` below
    its peak -> ``MAX_DRAWDOWN``; ``max_open_orders`` / ``max_open_orders_per_strategy`` reached ->
    ``MAX_OPEN_ORDERS``; ``max_orders_per_minute_per_strategy`` / ``_per_venue`` reached (orders with
