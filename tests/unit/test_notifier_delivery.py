@@ -137,33 +137,50 @@ class FakeMonotonic:
         return self.now
 
 
-def test_the_same_notification_within_the_window_is_sent_once() -> None:
+def verdict(record: DeliveryRecord | None) -> str:
+    """What the dispatcher decided at once: a drop, or "sent" (queued for the URLs)."""
+    assert record is not None
+    return record.outcome if record.done.is_set() else "sent"
+
+
+async def test_the_same_notification_within_the_window_is_sent_once() -> None:
     clock = FakeMonotonic()
-    d = Dispatcher(NotifierConfig(dedup_window_s=300), [], ServiceMetrics("notifier"), monotonic=clock)
-    note = Notification("alert", "disk full", "ledger")
-    outcomes = [d.submit(note)]
-    clock.now += 299
-    outcomes.append(d.submit(note))
-    outcomes.append(d.submit(Notification("alert", "disk full", "risk")))
-    clock.now += 2
-    outcomes.append(d.submit(note))
-    assert [r.outcome for r in outcomes if r is not None] == ["no_targets", "deduplicated", "no_targets", "no_targets"]
+    with webhook_receiver() as hook:
+        d = Dispatcher(NotifierConfig(dedup_window_s=300), [hook.url()], ServiceMetrics("notifier"), monotonic=clock)
+        note = Notification("alert", "disk full", "ledger")
+        records = [d.submit(note)]
+        clock.now += 299
+        records.append(d.submit(note))
+        records.append(d.submit(Notification("alert", "disk full", "risk")))
+        clock.now += 2
+        records.append(d.submit(note))
+        assert [verdict(r) for r in records] == ["sent", "deduplicated", "sent", "sent"]
+        await d.stop()
+    assert [p["message"] for p in hook.payloads()] == ["ledger", "risk", "ledger"]
 
 
-def test_the_rate_limit_is_per_kind_and_refills_over_a_minute() -> None:
+async def test_the_rate_limit_is_per_kind_and_refills_over_a_minute() -> None:
     clock = FakeMonotonic()
-    d = Dispatcher(NotifierConfig(rate_limit_per_minute=2), [], ServiceMetrics("notifier"), monotonic=clock)
+    with webhook_receiver() as hook:
+        d = Dispatcher(NotifierConfig(rate_limit_per_minute=2), [hook.url()], ServiceMetrics("notifier"),
+                       monotonic=clock)
 
-    def send(kind: str, n: int) -> str:
-        record = d.submit(Notification(kind, f"{kind} {n}", ""))  # type: ignore[arg-type]
-        assert record is not None
-        return record.outcome
+        def send(kind: str, n: int) -> str:
+            return verdict(d.submit(Notification(kind, f"{kind} {n}", "")))  # type: ignore[arg-type]
 
-    assert [send("fill", n) for n in range(3)] == ["no_targets", "no_targets", "rate_limited"]
-    assert send("trading_state", 0) == "no_targets"  # fills do not use up the kill switch's budget
-    clock.now += 30  # one token back
-    assert [send("fill", n) for n in range(3, 5)] == ["no_targets", "rate_limited"]
+        assert [send("fill", n) for n in range(3)] == ["sent", "sent", "rate_limited"]
+        assert send("trading_state", 0) == "sent"  # fills do not use up the kill switch's budget
+        clock.now += 30  # one token back
+        assert [send("fill", n) for n in range(3, 5)] == ["sent", "rate_limited"]
+        await d.stop()
+    assert sorted(p["title"] for p in hook.payloads()) == ["fill 0", "fill 1", "fill 3", "trading_state 0"]
     assert sample(d.metrics, "tradewire_notifier_notifications_total", kind="fill", outcome="rate_limited") == 2
+    assert sample(d.metrics, "tradewire_notifier_notifications_total", kind="fill", outcome="delivered") == 3
+
+
+def test_without_urls_nothing_is_rate_limited_or_deduplicated_only_counted() -> None:
+    d = Dispatcher(NotifierConfig(rate_limit_per_minute=1, dedup_window_s=300), [], ServiceMetrics("notifier"))
+    assert [verdict(d.submit(Notification("fill", "same", ""))) for _ in range(3)] == ["no_targets"] * 3
 
 
 def test_old_events_and_kinds_not_configured_are_not_delivered() -> None:

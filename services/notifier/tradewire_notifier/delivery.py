@@ -1,9 +1,10 @@
 """Delivery through apprise: one URL list for Telegram, Discord, Slack, e-mail, ntfy, webhooks...
 
 A notification passes, in order: the ``kinds`` filter, the age check (a backlog after an outage is
-not delivered), de-duplication (the same kind, title and body within ``dedup_window_s``) and a rate
-limit per kind (a token bucket of ``rate_limit_per_minute``). It is then queued once per URL: every
-URL has its own queue and worker, so a dead endpoint retrying with backoff never delays the others.
+not delivered), whether any URL is configured, de-duplication (the same kind, title and body within
+``dedup_window_s``) and a rate limit per kind (a token bucket of ``rate_limit_per_minute``). It is
+then queued once per URL: every URL has its own queue and worker, so a dead endpoint retrying with
+backoff never delays the others.
 A failed delivery is retried ``retries`` times, then recorded; nothing here raises into the service.
 
 Every outcome is counted (``tradewire_notifier_notifications_total{kind,outcome}``, per attempt
@@ -286,6 +287,8 @@ class Dispatcher:
         self.history.append(record)
         if n.created_ns and now_ns - n.created_ns > self.config.max_event_age_s * 1e9:
             return self._finish(record, "stale")
+        if not self.targets:
+            return self._finish(record, "no_targets")
         now = self.monotonic()
         key = n.key or "\x1f".join((n.kind, n.title, n.body))
         self._seen = {k: t for k, t in self._seen.items() if now - t < self.config.dedup_window_s}
@@ -295,8 +298,6 @@ class Dispatcher:
         if not bucket.take(now):
             return self._finish(record, "rate_limited")
         self._seen[key] = now
-        if not self.targets:
-            return self._finish(record, "no_targets")
         record.targets = [TargetResult(t.label) for t in self.targets]
         record.waiting = len(self.targets)
         self.start()
