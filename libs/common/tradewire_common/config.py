@@ -229,6 +229,10 @@ class RiskConfig(Section, frozen=True):
     #: a signal's own ``stop_loss_pct``/``take_profit_pct`` override them.
     stop_loss_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
     take_profit_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
+    #: Default trailing stop (a fraction below the best price since entry) and time stop (seconds after
+    #: the entry fill) attached likewise (0 = none); a signal's own values override them.
+    trailing_stop_pct: Annotated[float, Meta(ge=0, lt=1)] = 0.0
+    time_stop_s: Annotated[int, Meta(ge=0)] = 0
     # -- sizing, beyond the fraction and the Kelly inputs above ------------------------------------
     #: Cap on the Kelly fraction after ``kelly_fraction`` (``kelly`` and ``binary_kelly``; 1 = no cap).
     kelly_cap: Fraction = 1.0
@@ -324,6 +328,9 @@ class PaperConfig(Section, frozen=True):
     max_volume_share: Annotated[float, Meta(gt=0, le=1)] = 1.0
     quantity_step: Decimal = Decimal("0.000001")
     fee_currency: str = "USD"
+    #: Emulate brackets (attached stop loss, take profit, trailing and time stops) in the venue with the
+    #: backtester's rules; false: the venue has no brackets and execution's exit emulator keeps them.
+    native_brackets: bool = True
 
     def __post_init__(self) -> None:
         if not self.fee_per_order.is_finite() or self.fee_per_order < 0:

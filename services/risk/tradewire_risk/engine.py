@@ -79,9 +79,9 @@ Rules, in order:
 Order type: the order is of the signal's ``order_type`` (MARKET by default; LIMIT, STOP_MARKET or
 STOP_LIMIT with the signal's prices and time in force); sizing and limits use the signal's ``price``.
 
-Exits: every order that opens exposure carries the signal's ``stop_loss_pct``/``take_profit_pct``,
-or the configured defaults when the signal has none (0 = no exit), for the venue to attach as a
-bracket. Reduce-only orders carry none.
+Exits: every order that opens exposure carries the signal's ``stop_loss_pct``/``take_profit_pct``/
+``trailing_stop_pct``/``time_stop_s``, or the configured defaults when the signal has none (0 = no
+exit), for the venue to attach as a bracket. Reduce-only orders carry none.
 
 Closing orders (reduce-only) skip the limit, gate and cash checks: they only lower exposure. They must
 be opposite to the position and no larger than it (with ``reduce_only_nets_open_orders``: than the
@@ -302,10 +302,16 @@ class RiskEngine:
     def _submit(
         self, signal: Signal, now_ns: int, side: Side, quantity: Decimal, *, reduce_only: bool
     ) -> SubmitOrder:
-        stop_loss = take_profit = None
+        stop_loss = take_profit = trailing_stop = None
+        time_stop: int | None = None
         if not reduce_only:
             stop_loss = signal.stop_loss_pct if signal.stop_loss_pct is not None else self.params.stop_loss
             take_profit = signal.take_profit_pct if signal.take_profit_pct is not None else self.params.take_profit
+            # exits: trailing and time stops, the signal's or the configured defaults (0 = none)
+            trailing_stop = signal.trailing_stop_pct
+            if trailing_stop is None and self.config.trailing_stop_pct > 0:
+                trailing_stop = Decimal(str(self.config.trailing_stop_pct))
+            time_stop = signal.time_stop_s if signal.time_stop_s is not None else self.config.time_stop_s or None
         return SubmitOrder(
             id=derive_id("submit", signal.id),
             ts_event=signal.ts_event,
@@ -324,6 +330,8 @@ class RiskEngine:
             signal_id=signal.id,
             stop_loss_pct=stop_loss,
             take_profit_pct=take_profit,
+            trailing_stop_pct=trailing_stop,
+            time_stop_s=time_stop,
         )
 
     def _deny(

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
+
+from msgspec import Meta
 
 from tradewire_common.ids import ClientOrderId, InstrumentId, StrategyId
 from tradewire_common.numbers import check_non_negative, check_positive
 from tradewire_common.schemas.base import DenyReason, Liquidity, Message, OrderType, Side, TimeInForce
+
+#: The exit fields that are fractions of the entry price (``SubmitOrder``, ``Signal``).
+EXIT_FRACTIONS = ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
 
 
 class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
@@ -28,9 +34,16 @@ class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
     trigger_price: Decimal | None = None
     #: Attached exits (a bracket): once this order fills, the venue protects the filled quantity with
     #: a stop loss and/or a take profit, as fractions of the average fill price (0.02 = 2 %), one
-    #: cancelling the other. Venues without native brackets have them emulated.
+    #: cancelling the other (and the trailing and time stops below). Venues without native brackets
+    #: have them emulated by execution.
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
+    #: Trailing stop, a fraction: the stop follows the best price since the fill (long: the highest
+    #: high of the bars checked since, short: the lowest low), ``trailing_stop_pct`` away from it.
+    trailing_stop_pct: Decimal | None = None
+    #: Time stop: the position is closed at the open of the first bar at or after the first fill's
+    #: event time plus this many seconds.
+    time_stop_s: Annotated[int, Meta(gt=0)] | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.quantity, "quantity")
@@ -48,10 +61,12 @@ class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
             check_positive(self.trigger_price, "trigger_price")
         elif self.trigger_price is not None:
             raise ValueError(f"{name} order must not carry trigger_price")
-        for name in ("stop_loss_pct", "take_profit_pct"):
+        for name in EXIT_FRACTIONS:
             value = getattr(self, name)
             if value is not None and not (value.is_finite() and 0 < value < 1):
                 raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
+        if self.time_stop_s is not None and self.time_stop_s <= 0:
+            raise ValueError(f"time_stop_s must be a positive number of seconds, got {self.time_stop_s}")
 
 
 class CancelOrder(Message, frozen=True, tag="CancelOrder"):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
+
+from msgspec import Meta
 
 from tradewire_common.ids import InstrumentId, StrategyId
 from tradewire_common.numbers import check_positive
 from tradewire_common.schemas.base import Message, OrderType, Side, TimeInForce
+from tradewire_common.schemas.orders import EXIT_FRACTIONS
 
 
 class Signal(Message, frozen=True, tag="Signal"):
@@ -30,6 +34,10 @@ class Signal(Message, frozen=True, tag="Signal"):
     #: Exits to attach to the entry, as fractions of the entry price (override risk's defaults).
     stop_loss_pct: Decimal | None = None
     take_profit_pct: Decimal | None = None
+    #: A trailing stop (fraction below the best price since entry) and a time stop (seconds after
+    #: the entry fill) to attach likewise; see ``SubmitOrder``.
+    trailing_stop_pct: Decimal | None = None
+    time_stop_s: Annotated[int, Meta(gt=0)] | None = None
     #: How to enter or exit: a market order (default), or a limit/stop order with these prices and
     #: time in force (risk sizes with ``price`` either way; the venue fills against bar high/low).
     order_type: OrderType = OrderType.MARKET
@@ -58,10 +66,12 @@ class Signal(Message, frozen=True, tag="Signal"):
                 raise ValueError(f"a {kind.value} signal must not carry {name}")
             if value is not None:
                 check_positive(value, name)
-        for name in ("stop_loss_pct", "take_profit_pct"):
+        for name in EXIT_FRACTIONS:
             value = getattr(self, name)
             if value is not None and not (value.is_finite() and 0 < value < 1):
                 raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
+        if self.time_stop_s is not None and self.time_stop_s <= 0:
+            raise ValueError(f"time_stop_s must be a positive number of seconds, got {self.time_stop_s}")
 
 
 class StrategyError(Message, frozen=True, tag="StrategyError"):
