@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
+import msgspec
+
 from tradewire_common.config import (
     Config,
     DatafeedConfig,
@@ -17,7 +19,6 @@ from tradewire_common.config import (
     LedgerConfig,
     PaperConfig,
     ReplaySource,
-    RiskConfig,
     SignalsConfig,
     StrategyConfig,
     VenueConfig,
@@ -109,12 +110,10 @@ def build_config(spec: BacktestSpec, base: Config | None = None) -> Config:
     venue = iid.rpartition(".")[2]
     all_in = spec.sizing == "all-in"
     step = Decimal(1) if spec.whole_units else ALL_IN_STEP if all_in else Decimal("0.000001")
-    risk = RiskConfig(
+    # the base's other risk settings (checks, sizing inputs, breakers) carry over unchanged
+    risk = msgspec.structs.replace(
+        base.risk,
         sizing="all_in" if all_in else base.risk.sizing,
-        fraction=base.risk.fraction,
-        kelly_fraction=base.risk.kelly_fraction,
-        max_position_pct=base.risk.max_position_pct,
-        max_exposure_pct=base.risk.max_exposure_pct,
         cost_fee_bps=spec.fee_bps,
         cost_slippage_bps=spec.slippage_bps,
         cost_fixed_fee=spec.fixed_fee,
