@@ -55,12 +55,15 @@ event-time order and matches every order against the bars after ``t``:
   otherwise it rests and fills from :meth:`PaperVenue.on_bar`. Cancels take effect when they arrive
   (fills already reported stand).
 
-**Brackets** (``stop_loss_pct`` / ``take_profit_pct`` on ``SubmitOrder``) are emulated with exactly
-the vectorized backtester's stop rules (``tradewire_backtest.kernels``, "Stops"):
+**Brackets** (``stop_loss_pct`` / ``take_profit_pct`` / ``trailing_stop_pct`` / ``time_stop_s`` on
+``SubmitOrder``) are emulated with exactly the vectorized backtester's stop rules
+(``tradewire_backtest.kernels``, "Stops"); with ``native_brackets = false`` the venue has none (it
+does not list ``CAP_BRACKET`` and ignores those fields) and execution's exit emulator keeps them
+(:mod:`tradewire_execution.exits`):
 
 * The venue tracks the net position made by its own fills per ``(strategy_id, instrument_id)``
   (signed Decimal, kept in the exported state).
-* Each fill of an order carrying either fraction sets that pair's bracket: direction = the order's
+* Each fill of an order carrying any of them sets that pair's bracket: direction = the order's
   side (BUY protects a long), levels relative to the order's average fill price so far (``entry``,
   slippage included). Long: ``stop = entry * (1 - sl)``, ``target = entry * (1 + tp)``; short:
   ``stop = entry * (1 + sl)``, ``target = entry * (1 - tp)``. There is one bracket per pair: a fill
@@ -74,12 +77,23 @@ the vectorized backtester's stop rules (``tradewire_backtest.kernels``, "Stops")
   first fill on: for a next-open fill on the fill bar itself, after that open; for a fill at the
   signal bar's close, from the next bar. Within a bar the working orders match first (entries at
   the open), then the brackets, so a bracket can fire on the bar its parent filled at the open.
+* **Time stop** first: on a bar with ``ts_event >= entry_ts + time_stop_s`` (``entry_ts``: the event
+  time of the parent's first fill, i.e. the bar it filled on; for a fill at the signal bar's close
+  that bar's open time) it exits at that bar's open, before anything else the bar does.
+* **Trailing stop**: ``trail = max(entry, peak) * (1 - tr)`` long, ``min(entry, peak) * (1 + tr)``
+  short, where ``peak`` is the highest high (short: lowest low) of the bars the bracket was checked
+  on *before* this one. A bar's own high never raises the stop its low is tested against (the
+  order of the high and the low within a bar is unknown, so the conservative reading); its high
+  counts from the next bar on. The peak starts at the entry price (the first check uses ``entry``).
+  With a stop loss too, the stop is the tighter of the two (long: the higher; the stop loss on a
+  tie); the exit's kind says which.
 * Long: if ``low <= stop`` it exits at ``min(open, stop)``; elif ``high >= target`` at
   ``max(open, target)`` (the stop wins when both are in range). Short: if ``high >= stop`` at
   ``max(open, stop)``; elif ``low <= target`` at ``min(open, target)``. A fired bracket is gone.
 * The exit is a venue-made reduce-only order for the whole position in the bracket's direction,
-  client order id ``tw-sl-<24 hex>`` or ``tw-tp-<24 hex>`` (``derive_id("exit", parent client order
-  id, "sl"|"tp", bar.ts_event)[:24]``), ``ts_event`` = the bar, with the parent's strategy,
+  client order id ``tw-<kind>-<24 hex>`` with kind ``sl`` (stop loss), ``tp`` (take profit), ``tr``
+  (trailing stop) or ``tm`` (time stop) (``derive_id("exit", parent client order id, kind,
+  bar.ts_event)[:24]``), ``ts_event`` = the bar, with the parent's strategy,
   instrument and correlation id. It fills on that bar at the exit price as a ``TAKER`` fill
   (slippage against the trader, taker fee, ``fee_per_order``). Only its ``OrderFilled`` events are
   published: the ledger records fills of orders it never saw (the fill creates the order row).
@@ -106,9 +120,10 @@ ids; and the last ``export_bars`` bars per instrument, enough for orders arrivin
 exporting one would have (an order's first fill, which pays ``fee_per_order``, follows from its
 filled quantity). ``state_revision`` is bumped whenever something that must survive a restart
 changed (an order accepted, rejected, filled, triggered or closed, or matched for the first time; a
-bracket set, armed, fired or cancelled); new bars and the cursor of an order or bracket a bar did
-not change do not bump it (re-matching such a bar after a restart changes nothing again). The
-execution service stores the state in the KV bucket.
+bracket set, armed, fired or cancelled, or a trailing stop's peak moved); new bars and the cursor of
+an order or bracket a bar did not change do not bump it (re-matching such a bar after a restart
+changes nothing again). A restored venue continues a trailing stop from its saved peak, so it fires
+where the uninterrupted venue would. The execution service stores the state in the KV bucket.
 """
 
 from __future__ import annotations
@@ -205,6 +220,8 @@ class PaperVenue(VenueAdapter):
         #: Every client order id seen (insertion-ordered; the oldest closed ones are forgotten).
         self._seen: dict[str, None] = {}
         self._book = BracketBook()
+        if not config.native_brackets:
+            self.capabilities = PaperVenue.capabilities - {CAP_BRACKET}
 
     # --- VenueAdapter -------------------------------------------------------------------------
 
@@ -215,6 +232,9 @@ class PaperVenue(VenueAdapter):
             return []
         self._remember(coid)
         self.state_revision += 1
+        if CAP_BRACKET not in self.capabilities and _has_exits(order):  # execution emulates them
+            order = msgspec.structs.replace(order, stop_loss_pct=None, take_profit_pct=None, trailing_stop_pct=None,
+                                            time_stop_s=None)
         reason = self._reject_reason(order)
         if reason:
             log.warning("paper %s: rejected %s: %s", self.name, coid, reason)
@@ -429,7 +449,10 @@ class PaperVenue(VenueAdapter):
     ) -> list[OrderEvent]:
         """Check the brackets on ``bar`` (after its working orders) and fill the exits of those that fire."""
         events: list[OrderEvent] = []
-        for bracket, kind, level in self._book.due(bar, only):
+        fired, moved = self._book.due(bar, only)
+        if moved:  # a trailing stop's new peak must survive a restart
+            self.state_revision += 1
+        for bracket, kind, level in fired:
             self.state_revision += 1
             held = self._book.position((bracket.strategy_id, bracket.instrument_id))
             if held * bracket.direction <= 0:  # an armed bracket always has a position; never sell short
@@ -518,7 +541,7 @@ class PaperVenue(VenueAdapter):
                     leaves_qty=leaves,
                 )
             )
-            self._book.on_fill(working, qty, bar)
+            self._book.on_fill(working, qty, bar.ts_event)
             if leaves <= 0:
                 self._close(working)
                 return events
@@ -578,3 +601,8 @@ class PaperVenue(VenueAdapter):
                 break
             if old not in open_ids and old != coid:
                 del self._seen[old]
+
+
+def _has_exits(order: SubmitOrder) -> bool:
+    return (order.stop_loss_pct is not None or order.take_profit_pct is not None
+            or order.trailing_stop_pct is not None or order.time_stop_s is not None)

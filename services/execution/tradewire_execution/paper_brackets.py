@@ -1,9 +1,10 @@
-"""Emulated brackets of the paper venue: tracked positions and the stop loss / take profit they hold.
+"""Emulated brackets: tracked positions and the stop loss, take profit, trailing and time stops they hold.
 
 The rules (the specification is :mod:`tradewire_execution.paper`'s docstring) are the vectorized
 backtester's stop rules (``tradewire_backtest.kernels``), so the two engines agree trade by trade.
-This module keeps the book (positions and brackets by strategy and instrument); the venue turns a
-fired bracket into an exit order and fills it like any other taker order.
+This module keeps the book (positions and brackets by strategy and instrument); the paper venue turns
+a fired bracket into an exit order and fills it like any other taker order, and execution's exit
+emulator (:mod:`tradewire_execution.exits`) sends it to a venue without native brackets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ from tradewire_execution.paper_state import BracketState, PositionState, Working
 Key = tuple[str, str]
 STOP_LOSS = "sl"
 TAKE_PROFIT = "tp"
+TRAILING_STOP = "tr"
+TIME_STOP = "tm"
+#: Exit kinds, as in the exit orders' client order ids (``tw-<kind>-<24 hex>``).
+EXIT_KINDS = (STOP_LOSS, TAKE_PROFIT, TRAILING_STOP, TIME_STOP)
+_NS = 1_000_000_000
+
+
+def is_exit_order(client_order_id: str) -> bool:
+    """Whether a client order id is a bracket exit's (``tw-sl-``, ``tw-tp-``, ``tw-tr-``, ``tw-tm-``)."""
+    return client_order_id[:6] in {f"tw-{kind}-" for kind in EXIT_KINDS}
 
 
 @dataclass
@@ -43,35 +54,75 @@ class Bracket:
     cursor: int
     #: True once the tracked position is in the bracket's direction (it then protects it).
     armed: bool = False
+    trailing_stop_pct: Decimal | None = None
+    time_stop_s: int | None = None
+    #: Event time of the parent's first fill (the time stop counts from it).
+    entry_ts: int = 0
+    #: Trailing stops: the best price of the bars checked so far (long: highest high, short: lowest
+    #: low; None before the first); the stop trails ``max(entry, peak)`` (short: ``min``).
+    peak: Decimal | None = None
 
     @property
     def direction(self) -> int:
         return 1 if self.side is Side.BUY else -1
 
-    def levels(self) -> tuple[Decimal | None, Decimal | None]:
-        """``(stop, target)``: long ``entry * (1 - sl)``, ``entry * (1 + tp)``; short mirrored."""
+    def levels(self) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+        """``(stop, target, trail)``: long ``entry * (1 - sl)``, ``entry * (1 + tp)``,
+        ``max(entry, peak) * (1 - tr)``; short mirrored (``min(entry, peak) * (1 + tr)``)."""
         ctx, sign = CONTEXT, self.direction
-        stop = target = None
+        stop = target = trail = None
         if self.stop_loss_pct is not None:
             stop = ctx.multiply(self.entry, ctx.subtract(1, sign * self.stop_loss_pct))
         if self.take_profit_pct is not None:
             target = ctx.multiply(self.entry, ctx.add(1, sign * self.take_profit_pct))
-        return stop, target
+        if self.trailing_stop_pct is not None:
+            ref = self.entry
+            if self.peak is not None:
+                ref = max(ref, self.peak) if sign > 0 else min(ref, self.peak)
+            trail = ctx.multiply(ref, ctx.subtract(1, sign * self.trailing_stop_pct))
+        return stop, target, trail
 
-    def hit(self, bar: Bar) -> tuple[str, Decimal] | None:
-        """``(kind, exit price before slippage)`` if ``bar`` reaches a level; the stop wins a tie."""
-        stop, target = self.levels()
+    def deadline(self) -> int | None:
+        """Event time from which the time stop fires (None: no time stop)."""
+        return None if self.time_stop_s is None else self.entry_ts + self.time_stop_s * _NS
+
+    def hit(self, bar: Bar, time_at: int | None = None) -> tuple[str, Decimal] | None:
+        """``(kind, exit price before slippage)`` if ``bar`` reaches a level.
+
+        In order: the time stop (``time_at``, by default the bar's open time, at or after the deadline:
+        at the open), then the stop (the tighter of the stop loss and the trailing stop; the stop loss
+        when they are equal), then the take profit; the stop wins when both are in range.
+        """
+        deadline = self.deadline()
+        if deadline is not None and (bar.ts_event if time_at is None else time_at) >= deadline:
+            return TIME_STOP, bar.open
+        stop, target, trail = self.levels()
+        kind = STOP_LOSS
         if self.side is Side.BUY:
+            if trail is not None and (stop is None or trail > stop):
+                stop, kind = trail, TRAILING_STOP
             if stop is not None and bar.low <= stop:
-                return STOP_LOSS, min(bar.open, stop)
+                return kind, min(bar.open, stop)
             if target is not None and bar.high >= target:
                 return TAKE_PROFIT, max(bar.open, target)
             return None
+        if trail is not None and (stop is None or trail < stop):
+            stop, kind = trail, TRAILING_STOP
         if stop is not None and bar.high >= stop:
-            return STOP_LOSS, max(bar.open, stop)
+            return kind, max(bar.open, stop)
         if target is not None and bar.low <= target:
             return TAKE_PROFIT, min(bar.open, target)
         return None
+
+    def follow(self, bar: Bar) -> bool:
+        """After ``bar`` was checked: a trailing stop's peak takes its high (short: low); True if it moved."""
+        if self.trailing_stop_pct is None:
+            return False
+        best = bar.high if self.side is Side.BUY else bar.low
+        if self.peak is not None and (best <= self.peak if self.side is Side.BUY else best >= self.peak):
+            return False
+        self.peak = best
+        return True
 
     def exit_order(self, kind: str, bar: Bar, quantity: Decimal) -> SubmitOrder:
         """The venue-made order closing the position; its id is derived from the parent and the bar."""
@@ -93,12 +144,14 @@ class Bracket:
 
     def to_state(self) -> BracketState:
         return BracketState(self.strategy_id, self.instrument_id, self.parent, self.parent_ts, self.correlation_id,
-                            self.side, self.stop_loss_pct, self.take_profit_pct, self.entry, self.cursor, self.armed)
+                            self.side, self.stop_loss_pct, self.take_profit_pct, self.entry, self.cursor, self.armed,
+                            self.trailing_stop_pct, self.time_stop_s, self.entry_ts, self.peak)
 
     @classmethod
     def from_state(cls, s: BracketState) -> Bracket:
         return cls(s.strategy_id, s.instrument_id, s.parent, s.parent_ts, s.correlation_id, s.side,
-                   s.stop_loss_pct, s.take_profit_pct, s.entry, s.cursor, s.armed)
+                   s.stop_loss_pct, s.take_profit_pct, s.entry, s.cursor, s.armed, s.trailing_stop_pct,
+                   s.time_stop_s, s.entry_ts, s.peak)
 
 
 class BracketBook:
@@ -116,8 +169,9 @@ class BracketBook:
         held = self.position((exit_order.strategy_id, exit_order.instrument_id))
         return max(held, ZERO) if exit_order.side is Side.SELL else max(-held, ZERO)
 
-    def on_fill(self, working: Working, qty: Decimal, bar: Bar) -> bool:
-        """Apply a fill of ``working`` (already added to it); True if a bracket changed."""
+    def on_fill(self, working: Working, qty: Decimal, ts: int) -> bool:
+        """Apply a fill of ``working`` (already added to it) made at event time ``ts`` (for the paper venue:
+        the bar it filled on); True if a bracket changed."""
         order = working.order
         key = (order.strategy_id, order.instrument_id)
         held = self.position(key) + (qty if order.side is Side.BUY else -qty)
@@ -131,10 +185,11 @@ class BracketBook:
         if working.has_bracket:
             if bracket is None or (not mine and working.sort_key() > (bracket.parent_ts, bracket.parent)):
                 # checked from the fill bar on, but never on the signal bar (a fill at its close)
-                cursor = bar.ts_event - 1 if bar.ts_event > order.ts_event else bar.ts_event
+                cursor = ts - 1 if ts > order.ts_event else ts
                 bracket = self.brackets[key] = Bracket(
                     order.strategy_id, order.instrument_id, order.client_order_id, order.ts_event,
-                    order.correlation_id, order.side, order.stop_loss_pct, order.take_profit_pct, ZERO, cursor)
+                    order.correlation_id, order.side, order.stop_loss_pct, order.take_profit_pct, ZERO, cursor,
+                    trailing_stop_pct=order.trailing_stop_pct, time_stop_s=order.time_stop_s, entry_ts=ts)
                 mine = True
             if mine and bracket is not None:
                 bracket.entry = CONTEXT.divide(working.value, working.filled)
@@ -158,12 +213,19 @@ class BracketBook:
             return True
         return False
 
-    def due(self, bar: Bar, only: Key | None = None) -> list[tuple[Bracket, str, Decimal]]:
-        """Brackets of ``bar``'s instrument (or just ``only``) that fire on it, removed from the book.
+    def due(
+        self, bar: Bar, only: Key | None = None, time_at: int | None = None
+    ) -> tuple[list[tuple[Bracket, str, Decimal]], bool]:
+        """Brackets of ``bar``'s instrument (or just ``only``) that fire on it, removed from the book, and
+        whether a trailing stop's peak moved (state that must be saved).
 
-        Each is checked once per bar (its cursor moves past the bar); one that is not armed is not.
+        Each is checked once per bar (its cursor moves past the bar); one that is not armed is not. A
+        trailing stop's peak takes the bar's high (short: low) only after the bar was checked, so a bar
+        never raises the stop its own low is tested against. ``time_at`` is the time the time stop
+        compares with its deadline (default: the bar's open time; see :meth:`Bracket.hit`).
         """
         fired = []
+        moved = False
         for key in sorted(k for k in self.brackets if k[1] == bar.instrument_id and (only is None or k == only)):
             bracket = self.brackets[key]
             if bar.ts_event <= bracket.cursor:
@@ -171,11 +233,13 @@ class BracketBook:
             bracket.cursor = bar.ts_event
             if not bracket.armed:
                 continue
-            hit = bracket.hit(bar)
+            hit = bracket.hit(bar, time_at)
             if hit is not None:
                 del self.brackets[key]
                 fired.append((bracket, *hit))
-        return fired
+            elif bracket.follow(bar):
+                moved = True
+        return fired, moved
 
     def export(self) -> tuple[list[PositionState], list[BracketState]]:
         positions = [PositionState(s, i, q) for (s, i), q in sorted(self.positions.items())]

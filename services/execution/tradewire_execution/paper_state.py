@@ -118,7 +118,9 @@ class Working:
 
     @property
     def has_bracket(self) -> bool:
-        return not self.exit and (self.order.stop_loss_pct is not None or self.order.take_profit_pct is not None)
+        order = self.order
+        return not self.exit and (order.stop_loss_pct is not None or order.take_profit_pct is not None
+                                  or order.trailing_stop_pct is not None or order.time_stop_s is not None)
 
     def sort_key(self) -> tuple[int, str]:
         return (self.order.ts_event, self.order.client_order_id)
@@ -202,6 +204,10 @@ class BracketState(msgspec.Struct, frozen=True):
     entry: Decimal
     cursor: int
     armed: bool
+    trailing_stop_pct: Decimal | None = None
+    time_stop_s: int | None = None
+    entry_ts: int = 0
+    peak: Decimal | None = None
 
 
 class VenueState(msgspec.Struct, frozen=True):
