@@ -25,6 +25,7 @@ from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
     MESSAGE_TYPES,
     Alert,
+    ApprovalDecision,
     Bar,
     BookDelta,
     BookLevel,
@@ -36,10 +37,12 @@ from tradewire_common.schemas import (
     Liquidity,
     Message,
     OrderAccepted,
+    OrderApprovalDecided,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
+    OrderPendingApproval,
     OrderRejected,
     OrderSubmitted,
     OrderType,
@@ -51,6 +54,9 @@ from tradewire_common.schemas import (
     Side,
     Signal,
     StrategyError,
+    StrategyParamsChanged,
+    StrategyStage,
+    StrategyStageChanged,
     SubmitOrder,
     TimeInForce,
     TradeTick,
@@ -98,6 +104,10 @@ EXPECTED_TAGS = (
     "ReplayStarted",
     "ReplayCompleted",
     "VenueStatus",
+    "OrderPendingApproval",
+    "OrderApprovalDecided",
+    "StrategyStageChanged",
+    "StrategyParamsChanged",
 )
 
 
@@ -181,6 +191,21 @@ def _samples() -> dict[str, Message]:
                       instruments=(BTC, "ETHUSDT.BINANCE")),
         ReplayCompleted(**_base("ReplayCompleted"), dataset="btcusdt-perp-1m-2022-01", bars=44_640),
         VenueStatus(**_base("VenueStatus"), venue="BINANCE", connected=False, reason="websocket closed"),
+        OrderPendingApproval(
+            **_order("OrderPendingApproval"),
+            order=SubmitOrder(**_order("SubmitOrder"), side=Side.BUY, order_type=OrderType.MARKET,
+                              quantity=D("0.02160"), signal_id=derive_id("golden-signal")),
+            expires_at_ns=TS + 300_000_000_000, clock="event", signal_id=derive_id("golden-signal")),
+        OrderApprovalDecided(**_order("OrderApprovalDecided"), decision=ApprovalDecision.REJECTED,
+                             actor="api-token", reason="not today"),
+        StrategyStageChanged(**_base("StrategyStageChanged"), strategy_id="sma_cross",
+                             stage=StrategyStage.LIVE_SMALL, previous=StrategyStage.PAPER,
+                             reason="14 days of paper within tolerance", actor="api-token",
+                             backtest_report='{"total_return": 0.0123, "bars": 20160}',
+                             evidence={"paper_return": "0.0100", "backtest_return": "0.0123"}),
+        StrategyParamsChanged(**_base("StrategyParamsChanged"), strategy_id="sma_cross",
+                              params={"fast": 12, "slow": 30}, previous={"fast": 10, "slow": 30},
+                              reason="weekly re-optimisation", actor="api-token"),
     ]
     return {tag_of(type(m)): m for m in samples}
 

@@ -186,6 +186,8 @@ STREAM_SUBJECTS = [
     (subjects.alert("critical"), "TW_ALERTS"),
     (subjects.dead_letter("ledger"), "TW_DEAD_LETTERS"),
     (subjects.REPLAY, "TW_CONTROL"),
+    (subjects.strategy_stage("sma_cross"), "TW_GOVERNANCE"),
+    (subjects.strategy_params("sma_cross"), "TW_GOVERNANCE"),
 ]
 
 
@@ -198,6 +200,7 @@ def test_the_stream_layout_is_pinned() -> None:
         StreamSpec("TW_ALERTS", ("alert.*",)),
         StreamSpec("TW_DEAD_LETTERS", ("dlq.*",)),
         StreamSpec("TW_CONTROL", ("ctl.replay",)),
+        StreamSpec("TW_GOVERNANCE", ("gov.>",)),
     )
 
 
@@ -248,6 +251,9 @@ def test_stream_for_is_none_for_core_subjects(subject: str) -> None:
         (subjects.ALL_ALERTS, "TW_ALERTS"),
         (subjects.ALL_DEAD_LETTERS, "TW_DEAD_LETTERS"),
         (subjects.REPLAY, "TW_CONTROL"),
+        (subjects.ALL_STRATEGY_STAGES, "TW_GOVERNANCE"),
+        (subjects.ALL_STRATEGY_PARAMS, "TW_GOVERNANCE"),
+        (subjects.ALL_GOVERNANCE, "TW_GOVERNANCE"),
         (subjects.signal("sma_cross"), "TW_SIGNALS"),
         (subjects.order_command("BINANCE"), "TW_ORDER_COMMANDS"),
     ],

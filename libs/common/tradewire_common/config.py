@@ -104,6 +104,27 @@ class DatafeedConfig(Section, frozen=True):
                 raise ValueError(f"speed must be 'max' or a positive number, got {self.speed!r}")
 
 
+#: Automation levels of a strategy (``signals.strategies[].automation``).
+Automation = Literal["alert", "semi-auto", "full-auto", "adaptive"]
+#: Promotion stages, in order: ``backtest`` -> ``paper`` -> ``live-small`` -> ``live``.
+Stage = Literal["backtest", "paper", "live-small", "live"]
+STAGES: tuple[Stage, ...] = ("backtest", "paper", "live-small", "live")
+#: Which time approvals and promotions use: ``event`` (the latest event time risk has seen: replays),
+#: ``wall`` (the clock: live), ``auto`` (``event`` when ``datafeed.replay`` is set, else ``wall``).
+AutomationClock = Literal["auto", "event", "wall"]
+
+
+class ParamBound(Section, frozen=True):
+    """The range an adaptive strategy's parameter may be moved to (both ends allowed)."""
+
+    min: float
+    max: float
+
+    def __post_init__(self) -> None:
+        if not self.min <= self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+
+
 class StrategyConfig(Section, frozen=True):
     """One strategy instance: ``kind`` names a registered strategy; ``params`` its own fields."""
 
@@ -114,6 +135,25 @@ class StrategyConfig(Section, frozen=True):
     params: dict[str, int | float | str | bool] = msgspec.field(default_factory=dict)
     #: Bar interval the strategy listens to.
     interval: str = "*"
+    #: How far the strategy trades on its own (enforced by risk, see ``tradewire_risk.automation``):
+    #: ``alert`` (its signals become Alert notifications, no order), ``semi-auto`` (orders wait in risk's
+    #: approval queue for a person), ``full-auto`` (orders go straight on after the checks) or ``adaptive``
+    #: (full-auto, and its parameters may be changed at run time within ``param_bounds``).
+    automation: Automation = "full-auto"
+    #: ``adaptive`` only: the range each parameter may be moved to at run time (a re-optimisation);
+    #: a parameter without bounds never changes at run time.
+    param_bounds: dict[str, ParamBound] = msgspec.field(default_factory=dict)
+    #: Promotion stage before any promotion is recorded (None: ``promotion.initial_stage``).
+    initial_stage: Stage | None = None
+
+    def __post_init__(self) -> None:
+        if self.param_bounds and self.automation != "adaptive":
+            raise ValueError(f"param_bounds only apply to automation = 'adaptive' (strategy {self.id} is "
+                             f"{self.automation!r})")
+        for name, bound in self.param_bounds.items():
+            value = self.params.get(name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and not bound.min <= value <= bound.max:
+                raise ValueError(f"params.{name} = {value} is outside param_bounds.{name} [{bound.min}, {bound.max}]")
 
 
 class SignalsConfig(Section, frozen=True):
@@ -300,6 +340,45 @@ class RiskConfig(Section, frozen=True):
             raise ValueError(f"ledger_url must start with http:// or https://, got {self.ledger_url!r}")
 
 
+class ApprovalsConfig(Section, frozen=True):
+    """Risk's approval queue for ``semi-auto`` strategies (``tradewire_risk.approvals``)."""
+
+    #: An order not approved within this many seconds expires (``APPROVAL_EXPIRED``).
+    ttl_s: Annotated[float, Meta(gt=0)] = 300.0
+    #: Time of the TTL (see ``AutomationClock``): event time in replays, wall time live.
+    clock: AutomationClock = "auto"
+    #: Orders waiting at most; a further one is denied (``APPROVAL_QUEUE_FULL``).
+    max_pending: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class PromotionConfig(Section, frozen=True):
+    """Promotion gates: ``backtest`` -> ``paper`` -> ``live-small`` -> ``live`` (``tradewire_risk.promotion``)."""
+
+    #: Stage of a strategy with no recorded promotion (and no ``initial_stage`` of its own). ``paper``:
+    #: paper trading works out of the box; live venues need a promotion.
+    initial_stage: Stage = "paper"
+    #: Venue names that count as live besides every venue whose adapter is not ``paper``.
+    live_venues: tuple[str, ...] = ()
+    #: Days (of ``clock`` time) at ``paper`` before a promotion to ``live-small``.
+    paper_days: Annotated[float, Meta(ge=0)] = 14.0
+    #: Largest allowed ``|paper return - backtest return|`` over the paper period (fractions: 0.05 = 5 points).
+    tolerance: Annotated[float, Meta(ge=0)] = 0.05
+    #: A backtest report carrying ``start_ns``/``end_ns`` must start and end within this many seconds of
+    #: the paper period's start and end.
+    period_slack_s: Annotated[float, Meta(ge=0)] = 86_400.0
+    #: Days (of ``clock`` time) at ``live-small`` before a promotion to ``live``.
+    live_small_days: Annotated[float, Meta(ge=0)] = 30.0
+    #: At ``live-small``: the most capital (positions plus open entry orders, at their prices) the strategy
+    #: may use on live venues; entries are clipped to the room left (``STAGE_CAPITAL_CAP`` when none).
+    live_small_capital: Decimal = Decimal("1000")
+    #: Time of stage records and gate periods (see ``AutomationClock``).
+    clock: AutomationClock = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.live_small_capital.is_finite() or self.live_small_capital <= 0:
+            raise ValueError(f"live_small_capital must be positive, got {self.live_small_capital}")
+
+
 class VenueConfig(Section, frozen=True):
     name: str
     adapter: Literal["paper"] = "paper"
@@ -426,6 +505,8 @@ class Config(Section, frozen=True):
     execution: ExecutionConfig = msgspec.field(default_factory=ExecutionConfig)
     ledger: LedgerConfig = msgspec.field(default_factory=LedgerConfig)
     notifier: NotifierConfig = msgspec.field(default_factory=NotifierConfig)
+    approvals: ApprovalsConfig = msgspec.field(default_factory=ApprovalsConfig)
+    promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
 
 
 def _parse_env_value(raw: str) -> Any:

@@ -33,12 +33,14 @@ PASSWORD_ENV = "TRADEWIRE_NATS_PASSWORD"
 USER_ENV = f"{ENV_PREFIX}BUS__USER"
 PASSWORD_FILE_ENV = f"{ENV_PREFIX}BUS__PASSWORD_FILE"
 
-#: KV key prefixes each role writes (risk: ``trading_state.*``, datafeed: ``replay.progress.*``,
-#: execution: ``paper.<venue>.state``); tests check them against the services' own key builders.
+#: KV key prefixes each role writes (risk: ``trading_state.*`` and ``risk.*`` (the approval queue,
+#: promotion stages), datafeed: ``replay.progress.*``, execution: ``paper.<venue>.state``); tests check
+#: them against the services' own key builders.
 KV_KEY_PREFIXES: Mapping[str, tuple[str, ...]] = {
     "datafeed": ("replay",),
-    "risk": ("trading_state",),
+    "risk": ("trading_state", "risk"),
     "execution": ("paper",),
+    "notifier": ("notifier",),
 }
 
 # NATS's own API subjects (not Tradewire's): JetStream requests, acks, flow control, KV writes.
@@ -123,7 +125,7 @@ def _read_only_api() -> list[str]:
 _OBSERVABLE = (
     subjects.ALL_MARKET_DATA, subjects.ALL_SIGNALS, subjects.ALL_STRATEGY_ERRORS, subjects.ALL_ORDER_COMMANDS,
     subjects.ALL_ORDER_EVENTS, subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_STATE, subjects.RISK_HALT,
-    subjects.ALL_ALERTS, subjects.ALL_DEAD_LETTERS, subjects.REPLAY, subjects.STATS_REPORT,
+    subjects.ALL_ALERTS, subjects.ALL_DEAD_LETTERS, subjects.REPLAY, subjects.STATS_REPORT, subjects.ALL_GOVERNANCE,
 )
 
 
@@ -144,10 +146,12 @@ def role_permissions(role: str) -> Permissions:
                                *_kv_read(), *_kv_write(role)],
                         [subjects.STATS_REPORT])
     if role == "signals":
-        return _service(role, [subjects.ALL_SIGNALS, subjects.ALL_STRATEGY_ERRORS], [subjects.ALL_BARS])
+        return _service(role, [subjects.ALL_SIGNALS, subjects.ALL_STRATEGY_ERRORS, subjects.ALL_STRATEGY_PARAMS],
+                        [subjects.ALL_BARS])
     if role == "risk":
         return _service(role, [subjects.ALL_ORDER_COMMANDS, subjects.STRATEGY_ORDER_EVENTS, subjects.RISK_STATE,
-                               subjects.PORTFOLIO_REQUEST, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
+                               subjects.PORTFOLIO_REQUEST, subjects.ALL_ALERTS, subjects.ALL_STRATEGY_STAGES,
+                               *_kv_read(), *_kv_write(role),
                                *_consume(_stream_of(subjects.ALL_SIGNALS)),
                                # the risk context's durable consumer of order events and watermarks
                                *_consume(_stream_of(subjects.ALL_ORDER_EVENTS))],
@@ -163,6 +167,13 @@ def role_permissions(role: str) -> Permissions:
         consumed = [c for spec in subjects.STREAMS for c in _consume(spec.name)]
         return _service(role, [subjects.PORTFOLIO_SNAPSHOT, subjects.ALL_ALERTS, *consumed],
                         [subjects.ALL_BARS, subjects.PORTFOLIO_REQUEST])
+    if role == "notifier":
+        # durable consumers of alerts, strategy order events and the trading state; its own price
+        # alerts on alert.*; its rules in the KV bucket; market data and snapshots as core subscriptions
+        consumed = [c for p in (subjects.ALL_ALERTS, subjects.STRATEGY_ORDER_EVENTS, subjects.RISK_STATE)
+                    for c in _consume(_stream_of(p))]
+        return _service(role, [subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role), *consumed],
+                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_TRADES, subjects.PORTFOLIO_SNAPSHOT])
     inbox = subjects.inbox_prefix(role) + ".>"
     if role == "operator":
         return Permissions(

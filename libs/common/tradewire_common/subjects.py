@@ -117,6 +117,24 @@ def dead_letter(service: str) -> str:
 
 ALL_DEAD_LETTERS = "dlq.*"
 
+
+# --- governance (JetStream): promotion stages and run-time parameter changes, recorded by the ledger ----
+
+
+def strategy_stage(strategy: str) -> str:
+    """``StrategyStageChanged`` (promotions and demotions); only risk publishes here."""
+    return "gov.stage." + escape_token(strategy)
+
+
+def strategy_params(strategy: str) -> str:
+    """``StrategyParamsChanged`` (an adaptive strategy's parameters); only signals publishes here."""
+    return "gov.params." + escape_token(strategy)
+
+
+ALL_STRATEGY_STAGES = "gov.stage.*"
+ALL_STRATEGY_PARAMS = "gov.params.*"
+ALL_GOVERNANCE = "gov.>"
+
 # --- control plane (core NATS request/reply) ---------------------------------------------------
 REPLAY = "ctl.replay"
 STATS = "ctl.stats"
@@ -147,6 +165,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("TW_ALERTS", ("alert.*",)),
     StreamSpec("TW_DEAD_LETTERS", ("dlq.*",)),
     StreamSpec("TW_CONTROL", ("ctl.replay",)),
+    StreamSpec("TW_GOVERNANCE", ("gov.>",)),
 )
 
 #: The JetStream key-value bucket holding the trading state (survives restarts).

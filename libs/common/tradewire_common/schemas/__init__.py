@@ -7,11 +7,13 @@ from typing import Any, TypeVar
 import msgspec
 
 from tradewire_common.schemas.base import (
+    ApprovalDecision,
     DenyReason,
     Liquidity,
     Message,
     OrderType,
     Side,
+    StrategyStage,
     TimeInForce,
     TradingState,
 )
@@ -23,6 +25,12 @@ from tradewire_common.schemas.control import (
     ReplayStarted,
     TradingStateChanged,
     VenueStatus,
+)
+from tradewire_common.schemas.governance import (
+    OrderApprovalDecided,
+    OrderPendingApproval,
+    StrategyParamsChanged,
+    StrategyStageChanged,
 )
 from tradewire_common.schemas.market import Bar, BookDelta, BookLevel, BookSnapshot, Quote, TradeTick
 from tradewire_common.schemas.orders import (
@@ -66,6 +74,10 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ReplayStarted,
     ReplayCompleted,
     VenueStatus,
+    OrderPendingApproval,
+    OrderApprovalDecided,
+    StrategyStageChanged,
+    StrategyParamsChanged,
 )
 
 AnyMessage = (
@@ -93,6 +105,10 @@ AnyMessage = (
     | ReplayStarted
     | ReplayCompleted
     | VenueStatus
+    | OrderPendingApproval
+    | OrderApprovalDecided
+    | StrategyStageChanged
+    | StrategyParamsChanged
 )
 
 M = TypeVar("M", bound=Message)
@@ -142,6 +158,7 @@ __all__ = [
     "MESSAGE_TYPES",
     "Alert",
     "AnyMessage",
+    "ApprovalDecision",
     "Bar",
     "BookDelta",
     "BookLevel",
@@ -153,11 +170,13 @@ __all__ = [
     "Liquidity",
     "Message",
     "OrderAccepted",
+    "OrderApprovalDecided",
     "OrderCanceled",
     "OrderDenied",
     "OrderEvent",
     "OrderExpired",
     "OrderFilled",
+    "OrderPendingApproval",
     "OrderRejected",
     "OrderSubmitted",
     "OrderType",
@@ -169,6 +188,9 @@ __all__ = [
     "Side",
     "Signal",
     "StrategyError",
+    "StrategyParamsChanged",
+    "StrategyStage",
+    "StrategyStageChanged",
     "SubmitOrder",
     "TimeInForce",
     "TradeTick",

@@ -95,3 +95,34 @@ class DenyReason(enum.StrEnum):
     STRATEGY_ALLOCATION = "STRATEGY_ALLOCATION"
     #: A reduce-only order would increase (or open) a position.
     REDUCE_ONLY = "REDUCE_ONLY"
+    #: The strategy is not at a live stage (``live-small`` or ``live``) and the venue is live.
+    STAGE_NOT_LIVE = "STAGE_NOT_LIVE"
+    #: The strategy is at the ``backtest`` stage: no order leaves risk, not even to a paper venue.
+    STAGE_BACKTEST_ONLY = "STAGE_BACKTEST_ONLY"
+    #: Nothing fits in the capital a ``live-small`` strategy may use on live venues.
+    STAGE_CAPITAL_CAP = "STAGE_CAPITAL_CAP"
+    #: A person rejected the order waiting for approval (``semi-auto``).
+    APPROVAL_REJECTED = "APPROVAL_REJECTED"
+    #: Nobody approved the waiting order within the approval TTL.
+    APPROVAL_EXPIRED = "APPROVAL_EXPIRED"
+    #: At approval the order risk would send differs from the approved one (e.g. the position changed).
+    APPROVAL_STALE = "APPROVAL_STALE"
+    #: The approval queue is full: the order was not parked.
+    APPROVAL_QUEUE_FULL = "APPROVAL_QUEUE_FULL"
+
+
+class StrategyStage(enum.StrEnum):
+    """Promotion stages, in order (see ``tradewire_common.config.PromotionConfig``)."""
+
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE_SMALL = "live-small"
+    LIVE = "live"
+
+
+class ApprovalDecision(enum.StrEnum):
+    """How an order waiting for approval left the queue."""
+
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
