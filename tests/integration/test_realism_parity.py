@@ -1,6 +1,7 @@
 """Event mode (the services' code: risk's flips and brackets, the paper venue's fills) and vector mode
-give the same trades and equity with the realism options both simulate: long-short flips, stop loss
-and take profit exits, whole units, fixed fees per order and slippage, on every shipped dataset."""
+give the same trades and equity with the realism options both simulate: long-short flips, stop loss,
+take profit, trailing and time stop exits, whole units, fixed fees per order and slippage, on every
+shipped dataset."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                                     "cash": Decimal(1_000_000)},
     "sma-close-stops-long-only": {"strategy": "sma_cross", "fill": "close", "stop_loss": 0.005,
                                   "take_profit": 0.005},
+    # trailing and time stops (the time stop in bars of the dataset's first interval, converted to seconds)
+    "sma-long-short-close-trailing-time": {"strategy": "sma_cross", "long_short": True, "fill": "close",
+                                           "trailing_stop": 0.004, "time_stop_bars": 40, "slippage_bps": 1.0},
+    "breakout-next-open-trailing-stop-loss-time": {"strategy": "breakout", "fill": "next_open", "stop_loss": 0.01,
+                                                   "trailing_stop": 0.008, "take_profit": 0.03, "time_stop_bars": 25,
+                                                   "fixed_fee": Decimal("0.5")},
 }
 CASES = [(path, name) for path in DATASETS for name in CONFIGS]
 
@@ -39,13 +46,17 @@ CASES = [(path, name) for path in DATASETS for name in CONFIGS]
 def test_event_and_vector_modes_agree_with_realism_options(path: Path, name: str) -> None:
     options = dict(CONFIGS[name])
     strategy = options.pop("strategy")
+    bars = BarArrays.from_file(path, limit=LIMIT)
+    if "time_stop_bars" in options:
+        options["time_stop_s"] = options.pop("time_stop_bars") * int(bars.ts[1] - bars.ts[0]) // 1_000_000_000
     spec = BacktestSpec(data=path, strategy=strategy, params={}, fee_bps=10.0, sizing="all-in", limit=LIMIT,
                         **options)
     event = run_event(build_config(spec))
-    vector = run_vector(strategy, {}, BarArrays.from_file(path, limit=LIMIT), cash=float(spec.cash),
+    vector = run_vector(strategy, {}, bars, cash=float(spec.cash),
                         fee_bps=spec.fee_bps, fixed_fee=float(spec.fixed_fee), slippage_bps=spec.slippage_bps,
                         fill=spec.fill, long_short=spec.long_short, whole_units=spec.whole_units,
-                        stop_loss=spec.stop_loss, take_profit=spec.take_profit)
+                        stop_loss=spec.stop_loss, take_profit=spec.take_profit, trailing_stop=spec.trailing_stop,
+                        time_stop_s=spec.time_stop_s)
     assert [(t.entry_idx, t.exit_idx, t.side) for t in event.trades] == [
         (t.entry_idx, t.exit_idx, t.side) for t in vector.trades
     ]
@@ -67,3 +78,8 @@ def test_the_realism_configs_exercise_flips_stops_and_whole_units() -> None:
     assert [t.exit_idx for t in stops.trades] != [t.exit_idx for t in plain.trades]
     whole = run_vector("rsi_reversion", {}, bars, cash=1_000_000.0, fee_bps=10.0, whole_units=True)
     assert whole.trades and all(float(t.qty).is_integer() for t in whole.trades)
+    trailing = run_vector("sma_cross", {}, bars, cash=10_000.0, fee_bps=10.0, trailing_stop=0.01)
+    assert [t.exit_idx for t in trailing.trades] != [t.exit_idx for t in plain.trades]
+    timed = run_vector("sma_cross", {}, bars, cash=10_000.0, fee_bps=10.0, time_stop_s=40 * 60)
+    assert [t.exit_idx for t in timed.trades] != [t.exit_idx for t in plain.trades]
+    assert all(t.exit_idx - t.entry_idx <= 40 for t in timed.trades if t.exit_idx >= 0)

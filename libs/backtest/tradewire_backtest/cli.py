@@ -47,6 +47,10 @@ def register(sub: Any) -> None:
     p.add_argument("--whole-units", action="store_true", help="trade whole units only")
     p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
     p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
+    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="FRACTION",
+                   help="trailing stop below the best price since entry (0.03 = 3%%)")
+    p.add_argument("--time-stop", type=int, default=0, metavar="SECONDS",
+                   help="close a position at the open of the first bar this long after its entry fill")
     p.add_argument("--latency-ms", type=int, default=0, help="order latency after the signal bar (event mode)")
     p.add_argument("--maker-fee-bps", type=float, default=None, help="fee of resting limit fills (default: --fee-bps)")
     p.add_argument("--impact", type=float, default=0.0,
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             data=args.data, strategy=args.strategy, params=dict(args.param), cash=args.cash, fee_bps=args.fee_bps,
             fixed_fee=args.fixed_fee, slippage_bps=args.slippage_bps, fill=args.fill, sizing=args.sizing,
             instrument_id=args.instrument, long_short=args.long_short, whole_units=args.whole_units,
-            stop_loss=args.stop_loss, take_profit=args.take_profit, latency_ms=args.latency_ms,
+            stop_loss=args.stop_loss, take_profit=args.take_profit, trailing_stop=args.trailing_stop,
+            time_stop_s=args.time_stop, latency_ms=args.latency_ms,
             maker_fee_bps=args.maker_fee_bps, impact=args.impact, volume_share=args.volume_share,
         )
         build_config(spec)  # validates the strategy parameters and the choices up front

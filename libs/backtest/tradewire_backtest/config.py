@@ -48,6 +48,10 @@ class BacktestSpec:
     #: Exits attached to every entry, as fractions of the entry fill price (0 = none).
     stop_loss: float = 0.0
     take_profit: float = 0.0
+    #: A trailing stop (fraction below the best price since entry) and a time stop (seconds after the
+    #: entry fill) attached to every entry (0 = none).
+    trailing_stop: float = 0.0
+    time_stop_s: int = 0
     #: Order latency: the order reaches the simulated venue this long after the signal bar closes.
     latency_ms: int = 0
     #: Maker fee for resting limit fills (None: the taker ``fee_bps``).
@@ -60,14 +64,16 @@ class BacktestSpec:
     limit: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("fee_bps", "slippage_bps", "stop_loss", "take_profit", "impact"):
+        for name in ("fee_bps", "slippage_bps", "stop_loss", "take_profit", "trailing_stop", "impact"):
             value = float(getattr(self, name))
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.maker_fee_bps is not None and not (math.isfinite(self.maker_fee_bps) and self.maker_fee_bps >= 0):
             raise ValueError(f"maker_fee_bps must be a finite number >= 0, got {self.maker_fee_bps}")
-        if self.stop_loss >= 1 or self.take_profit >= 1:
-            raise ValueError("stop_loss and take_profit are fractions below 1 (0.02 = 2 %)")
+        if self.stop_loss >= 1 or self.take_profit >= 1 or self.trailing_stop >= 1:
+            raise ValueError("stop_loss, take_profit and trailing_stop are fractions below 1 (0.02 = 2 %)")
+        if self.time_stop_s < 0:
+            raise ValueError(f"time_stop_s must be >= 0 seconds, got {self.time_stop_s}")
         if self.limit < 0:
             raise ValueError(f"limit must be >= 0, got {self.limit}")
         if self.latency_ms < 0:
@@ -121,6 +127,8 @@ def build_config(spec: BacktestSpec, base: Config | None = None) -> Config:
         reverse_on_opposite=spec.long_short,
         stop_loss_pct=spec.stop_loss,
         take_profit_pct=spec.take_profit,
+        trailing_stop_pct=spec.trailing_stop,
+        time_stop_s=spec.time_stop_s,
         instruments=(InstrumentSpec(id=iid, quantity_step=step, min_quantity=step),),
     )
     return Config(

@@ -62,6 +62,18 @@ its open), before that bar's signal; ``entry`` is the entry fill price (slippage
 * short: if ``high_j >= entry * (1 + stop_loss)`` exit at ``max(open_j, that)``; elif ``low_j <=
   entry * (1 - take_profit)`` exit at ``min(open_j, that)``.
 
+Trailing stop (``trailing_stop``, a fraction, 0 = off; :func:`simulate_exits`): ``peak`` starts at
+``entry`` and, after each bar ``j`` checked without an exit, takes ``high_j`` (long) or ``low_j``
+(short) if better; a bar's own extreme therefore never moves the stop its low (high) is tested
+against on that bar. Long: ``trail = peak * (1 - trailing_stop)``, short ``peak * (1 + trailing_stop)``.
+With a stop loss too, the stop is the tighter of the two (long: ``max``, short: ``min``); it is then
+tested as the stop above (gap: the open), before the take profit.
+
+Time stop (``time_stop_ns`` > 0; :func:`simulate_exits`, with the bars' open times ``ts``): checked
+first, on the same bars; if ``ts_j >= ts_entry + time_stop_ns``, where ``ts_entry`` is the time of the
+entry fill's bar (the signal bar for a fill at the close, the next bar for a next-open fill), the
+position exits at ``open_j``, before the other stops are looked at.
+
 A stop exit is a fill like any other (slippage against the trader, fee). A signal on the same bar
 then sees the new (flat) position.
 
@@ -85,6 +97,7 @@ __all__ = [
     "fx",
     "rsi_signals",
     "simulate",
+    "simulate_exits",
     "sma_cross_long_fused",
     "sma_cross_signals",
     "to_fixed_into",
@@ -357,7 +370,37 @@ def simulate(
     take_profit: float,
     want_equity: bool,
 ) -> tuple[np.ndarray, float, np.ndarray]:
-    """Trades, final equity and (if ``want_equity``) the equity curve of ``signals``; see the module doc."""
+    """Trades, final equity and (if ``want_equity``) the equity curve of ``signals``; see the module doc.
+
+    Without trailing and time stops (:func:`simulate_exits` has them)."""
+    return simulate_exits(signals, np.empty(0, dtype=np.int64), open_, high, low, close, cash, fee_rate, fixed_fee,
+                          slippage, fill_next_open, long_short, whole_units, stop_loss, take_profit, 0.0, 0,
+                          want_equity)
+
+
+@njit(cache=True)
+def simulate_exits(
+    signals: np.ndarray,
+    ts: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    cash: float,
+    fee_rate: float,
+    fixed_fee: float,
+    slippage: float,
+    fill_next_open: bool,
+    long_short: bool,
+    whole_units: bool,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    time_stop_ns: int,
+    want_equity: bool,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """:func:`simulate` with a trailing stop (a fraction, 0 = off) and a time stop (ns after the entry
+    fill's bar time ``ts``, 0 = off; ``ts`` may be empty when it is off); see the module doc."""
     n = close.shape[0]
     equity = np.empty(n if want_equity else 0, dtype=np.float64)
     tb = np.empty((64, 8), dtype=np.float64)
@@ -368,12 +411,14 @@ def simulate(
     entry_fee = 0.0
     entry_idx = -1
     entry_sig = -1
+    entry_ts = np.int64(0)
+    peak = 0.0  # trailing stop: the best price since entry (entry fill price, then the checked bars' highs/lows)
     pend_close = False
     pend_side = 0
     pend_qty = 0.0
     pend_sig = -1
     pend_flip = False
-    stops = stop_loss > 0.0 or take_profit > 0.0
+    stops = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0 or time_stop_ns > 0
     j = 0
     while j < n:
         if k + _HEADROOM > tb.shape[0]:
@@ -402,33 +447,60 @@ def simulate(
                     entry_fee = fee
                     entry_idx = j
                     entry_sig = pend_sig
+                    if time_stop_ns > 0:
+                        entry_ts = ts[j]
+                    peak = fill
                     pend_side = 0
                     pend_flip = False
             if stops and side != 0 and j > entry_sig:
                 hit = False
                 level = 0.0
-                if side > 0:
+                if time_stop_ns > 0 and ts[j] >= entry_ts + time_stop_ns:
+                    hit = True
+                    level = open_[j]
+                elif side > 0:
+                    has_stop = False
+                    stop = 0.0
                     if stop_loss > 0.0:
                         stop = entry_px * (1.0 - stop_loss)
-                        if low[j] <= stop:
-                            hit = True
-                            level = min(open_[j], stop)
+                        has_stop = True
+                    if trailing_stop > 0.0:
+                        trail = peak * (1.0 - trailing_stop)
+                        if not has_stop or trail > stop:
+                            stop = trail
+                            has_stop = True
+                    if has_stop and low[j] <= stop:
+                        hit = True
+                        level = min(open_[j], stop)
                     if not hit and take_profit > 0.0:
                         target = entry_px * (1.0 + take_profit)
                         if high[j] >= target:
                             hit = True
                             level = max(open_[j], target)
                 else:
+                    has_stop = False
+                    stop = 0.0
                     if stop_loss > 0.0:
                         stop = entry_px * (1.0 + stop_loss)
-                        if high[j] >= stop:
-                            hit = True
-                            level = max(open_[j], stop)
+                        has_stop = True
+                    if trailing_stop > 0.0:
+                        trail = peak * (1.0 + trailing_stop)
+                        if not has_stop or trail < stop:
+                            stop = trail
+                            has_stop = True
+                    if has_stop and high[j] >= stop:
+                        hit = True
+                        level = max(open_[j], stop)
                     if not hit and take_profit > 0.0:
                         target = entry_px * (1.0 - take_profit)
                         if low[j] <= target:
                             hit = True
                             level = min(open_[j], target)
+                if not hit and trailing_stop > 0.0:  # the bar's own extreme counts from the next bar on
+                    if side > 0 and high[j] > peak:
+                        peak = high[j]
+                    elif side < 0 and low[j] < peak:
+                        peak = low[j]
                 if hit:
                     fill = _fill_px(level, -side, slippage)
                     fee = qty * fill * fee_rate + fixed_fee
@@ -473,6 +545,9 @@ def simulate(
                                 entry_fee = fee
                                 entry_idx = j
                                 entry_sig = j
+                                if time_stop_ns > 0:
+                                    entry_ts = ts[j]
+                                peak = fill
                     elif j + 1 < n:
                         pend_close = closing
                         if opening != 0:

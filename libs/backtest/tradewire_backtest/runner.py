@@ -32,7 +32,8 @@ def run_backtest(spec: BacktestSpec, *, mode: str = "event", report: Path | None
         vr = run_vector(spec.strategy, dict(spec.params), data, cash=float(spec.cash), fee_bps=spec.fee_bps,
                         fixed_fee=float(spec.fixed_fee), slippage_bps=spec.slippage_bps, fill=spec.fill,
                         long_short=spec.long_short, whole_units=spec.whole_units, stop_loss=spec.stop_loss,
-                        take_profit=spec.take_profit, equity_curve=True)
+                        take_profit=spec.take_profit, trailing_stop=spec.trailing_stop, time_stop_s=spec.time_stop_s,
+                        equity_curve=True)
         ts, close, trades = data.ts, data.close, list(vr.trades)
         equity = vr.equity if vr.equity is not None else np.full(len(ts), vr.final_equity)
         final_equity, bars, elapsed = float(vr.final_equity), len(ts), vr.elapsed_s

@@ -122,6 +122,8 @@ def warm_up() -> None:
     kernels.breakout_signals(high, low, close, 3)
     for flag in (False, True):
         kernels.simulate(sig, close, high, low, close, 1000.0, 0.001, 0.0, 0.0, flag, flag, flag, 0.01, 0.01, flag)
+        kernels.simulate_exits(sig, np.arange(n, dtype=np.int64), close, high, low, close, 1000.0, 0.001, 0.0, 0.0,
+                               flag, flag, flag, 0.01, 0.01, 0.01, 3, flag)
         kernels.sma_cross_long_fused(close, close, float(scale), 2, 4, 1000.0, 0.001, 0.0, 0.0, flag, flag, flag)
     _warmed = True
 
@@ -140,6 +142,8 @@ def run_vector(
     whole_units: bool = False,
     stop_loss: float = 0.0,
     take_profit: float = 0.0,
+    trailing_stop: float = 0.0,
+    time_stop_s: int = 0,
     equity_curve: bool = True,
     engine: Literal["auto", "fused", "generic"] = "auto",
 ) -> VectorResult:
@@ -151,12 +155,17 @@ def run_vector(
     if engine not in ("auto", "fused", "generic"):
         raise ValueError(f"engine must be 'auto', 'fused' or 'generic', got {engine!r}")
     for name, value in (("cash", cash), ("fee_bps", fee_bps), ("fixed_fee", fixed_fee),
-                        ("slippage_bps", slippage_bps), ("stop_loss", stop_loss), ("take_profit", take_profit)):
+                        ("slippage_bps", slippage_bps), ("stop_loss", stop_loss), ("take_profit", take_profit),
+                        ("trailing_stop", trailing_stop), ("time_stop_s", time_stop_s)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    if stop_loss >= 1:
-        raise ValueError(f"stop_loss is a fraction below 1 (0.02 = 2 %), got {stop_loss}")
-    fusable = strategy == "sma_cross" and not long_short and stop_loss == 0 and take_profit == 0
+    for name, value in (("stop_loss", stop_loss), ("trailing_stop", trailing_stop)):
+        if value >= 1:
+            raise ValueError(f"{name} is a fraction below 1 (0.02 = 2 %), got {value}")
+    if int(time_stop_s) != time_stop_s:
+        raise ValueError(f"time_stop_s must be a whole number of seconds, got {time_stop_s}")
+    fusable = (strategy == "sma_cross" and not long_short and stop_loss == 0 and take_profit == 0
+               and trailing_stop == 0 and time_stop_s == 0)
     if engine == "fused" and not fusable:
         raise ValueError("the fused kernel runs sma_cross long-only without stops only")
     fused = fusable and engine != "generic"
@@ -185,9 +194,10 @@ def run_vector(
                                           upper.numerator, upper.denominator)
         else:
             signals = kernels.breakout_signals(bars.high, bars.low, close, int(p.window))
-        records, final, equity = kernels.simulate(
-            signals, bars.open, bars.high, bars.low, close, cash_f, fee_rate, fixed_f, slip, next_open,
-            bool(long_short), bool(whole_units), float(stop_loss), float(take_profit), bool(equity_curve),
+        records, final, equity = kernels.simulate_exits(
+            signals, np.ascontiguousarray(bars.ts, dtype=np.int64), bars.open, bars.high, bars.low, close, cash_f,
+            fee_rate, fixed_f, slip, next_open, bool(long_short), bool(whole_units), float(stop_loss),
+            float(take_profit), float(trailing_stop), int(time_stop_s) * 1_000_000_000, bool(equity_curve),
         )
     elapsed = time.perf_counter() - start
     return VectorResult(
