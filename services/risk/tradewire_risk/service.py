@@ -7,6 +7,9 @@ the signal is denied, never passed.
 The trading states per scope, the kill switch (HTTP, ``risk.halt``) and the circuit breakers are in
 :mod:`tradewire_risk.kill_switch`: a signal is decided with the most restrictive state of global, its
 strategy's and its venue's.
+
+Automation levels (``alert``, ``semi-auto``'s approval queue), promotion stages and their HTTP routes are in
+:mod:`tradewire_risk.automation` (hooks: ``intercept`` before a signal is decided, ``review`` after).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from tradewire_common.ids import split_instrument_id
 from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.schemas import (
     OrderDenied,
+    OrderPendingApproval,
     PortfolioSnapshot,
     Signal,
     SubmitOrder,
     TradingState,
 )
 from tradewire_common.service import Service
+from tradewire_risk.automation import Automation
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.feed import ContextFeed
 from tradewire_risk.kill_switch import TradingControl
@@ -52,7 +57,8 @@ class RiskService(Service):
         self.context_feed = ContextFeed(config, bus, self.engine)
         self.snapshot: PortfolioSnapshot | None = None
         self._snapshot_changed = asyncio.Condition()
-        self._decisions: OrderedDict[str, tuple[str, SubmitOrder | OrderDenied]] = OrderedDict()
+        self._decisions: OrderedDict[str, tuple[str, SubmitOrder | OrderDenied | OrderPendingApproval]] = (
+            OrderedDict())
         m = self.metrics
         self.orders_out = m.counter("orders_submitted_total", "SubmitOrders sent to execution", ("venue",))
         self.denials = m.counter("orders_denied_total", "Signals denied, by reason code", ("reason",))
@@ -69,6 +75,8 @@ class RiskService(Service):
         )
         # trading states, kill switch, circuit breakers (the states are loaded before on_start)
         self.control = TradingControl(self)
+        # automation levels, approval queue, promotion stages
+        self.automation = Automation(self)
 
     async def on_start(self) -> None:
         await self.control.start()
@@ -85,9 +93,11 @@ class RiskService(Service):
             if isinstance(snap, PortfolioSnapshot) and (self.snapshot is None or snap.as_of >= self.snapshot.as_of):
                 self.snapshot = snap
         await self.context_feed.start()
+        await self.automation.start()  # stages and the approval queue (parked orders re-enter the context)
         await self.bus.subscribe(subjects.ALL_SIGNALS, self.on_signal, durable="risk-signals")
 
     async def on_stop(self) -> None:
+        await self.automation.stop()
         await self.control.stop()
         await self.context_feed.stop()
 
@@ -124,13 +134,18 @@ class RiskService(Service):
         signal = envelope.message
         if not isinstance(signal, Signal):
             return
+        if await self.automation.intercept(signal):  # an alert-level strategy: an Alert, no order
+            return
         cached = self._decisions.get(signal.id)
         fresh = cached is None
         if cached is None:
             snapshot = await self.snapshot_covering(signal.ts_event)
             await self.context_feed.wait_covering(signal)
+            decision: SubmitOrder | OrderDenied | OrderPendingApproval
             decision = self.engine.evaluate(signal, snapshot, self.control.state_for(signal),
                                             now_ns=self.clock.now_ns(), context=self.context_feed.context)
+            # the promotion stage; a semi-auto strategy's order is parked (OrderPendingApproval)
+            decision = await self.automation.review(signal, decision)
             self.decision_latency.observe(max(0, self.clock.now_ns() - signal.ts_init) / 1e9)
             if isinstance(decision, SubmitOrder):
                 _symbol, venue = split_instrument_id(decision.instrument_id)
@@ -147,12 +162,13 @@ class RiskService(Service):
             self.orders_out.labels(subject.rsplit(".", 1)[-1]).inc()
             if fresh:
                 await self.control.order_sent(decision)
-        else:
+        elif isinstance(decision, OrderDenied):
             self.denials.labels(decision.reason_code.value).inc()
             log.info("denied %s: %s", decision.reason_code, decision.reason)
 
     def add_routes(self, app: FastAPI) -> None:
         self.control.add_routes(app)  # GET/POST /v1/trading-state, /v1/kill-switch
+        self.automation.add_routes(app)  # /v1/approvals, /v1/strategies
 
 
 def build(config: Config, bus: Bus, clock: Clock | None = None) -> RiskService:
