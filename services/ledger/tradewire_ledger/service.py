@@ -51,6 +51,7 @@ DURABLE_SUBJECTS: tuple[tuple[str, str], ...] = (
     (subjects.ALL_DEAD_LETTERS, "ledger-dead-letters"),
     (subjects.ALL_ALERTS, "ledger-alerts"),
     (subjects.REPLAY, "ledger-replay"),
+    (subjects.ALL_GOVERNANCE, "ledger-governance"),
 )
 
 
@@ -252,6 +253,12 @@ class LedgerService(Service):
         @app.get("/v1/equity")
         async def equity(limit: int = 1000) -> list[dict[str, Any]]:
             return await self._db(self.store.equity_curve, min(limit, 1_000_000))
+
+        @app.get("/v1/promotions")
+        async def promotions(limit: int = 1000, strategy_id: str | None = None) -> list[dict[str, Any]]:
+            """Every recorded stage change (``StrategyStageChanged``), oldest first."""
+            return await self._db(self.store.messages_of_type, "StrategyStageChanged", min(limit, 10_000),
+                                  strategy_id)
 
         @app.get("/v1/dead-letters")
         async def dead_letters(limit: int = 100) -> list[dict[str, Any]]:

@@ -213,6 +213,17 @@ class LedgerStore(ABC):
             )
         return int(row[0]) if row else 0
 
+    def messages_of_type(self, kind: str, limit: int = 1000, strategy_id: str | None = None) -> list[dict[str, Any]]:
+        """The latest ``limit`` stored messages of one ``type`` tag (of one strategy, if given), oldest first,
+        as their JSON fields."""
+        with self._tx() as tx:
+            if strategy_id is None:
+                rows = tx.fetchall(q.MESSAGES_OF_TYPE, (kind, limit))
+            else:
+                rows = tx.fetchall(q.MESSAGES_OF_TYPE_BY_STRATEGY, (kind, strategy_id, limit))
+        out: list[dict[str, Any]] = [msgspec.json.decode(str(payload)) for (payload,) in rows]
+        return out
+
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         """Dead letters, newest first: the DeadLetter's JSON fields (``raw`` in base64) plus
         ``received_subject``, the subject the ledger got it on."""

@@ -179,3 +179,12 @@ DEAD_LETTERS = (
     "SELECT id, subject, ts_event, ts_init, payload FROM messages WHERE type = 'DeadLetter'"
     " ORDER BY ts_init DESC, id DESC LIMIT ?"
 )
+#: Messages of one type, oldest first (by creation time): the latest ``limit`` of them.
+MESSAGES_OF_TYPE = (
+    "SELECT payload FROM (SELECT payload, ts_init, id FROM messages WHERE type = ?"
+    " ORDER BY ts_init DESC, id DESC LIMIT ?) AS latest ORDER BY ts_init, id"
+)
+MESSAGES_OF_TYPE_BY_STRATEGY = (
+    "SELECT payload FROM (SELECT payload, ts_init, id FROM messages WHERE type = ? AND strategy_id = ?"
+    " ORDER BY ts_init DESC, id DESC LIMIT ?) AS latest ORDER BY ts_init, id"
+)
