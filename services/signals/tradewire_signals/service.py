@@ -1,13 +1,16 @@
 """The signals service: runs strategies on bars and publishes Signals.
 
 A strategy that raises is reported as a StrategyError event (and a metric); the service and the
-other strategies carry on.
+other strategies carry on. ``adaptive`` strategies' parameters may change at run time within their
+bounds (:mod:`tradewire_signals.adaptive`).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from fastapi import FastAPI
 
 from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
@@ -18,6 +21,7 @@ from tradewire_common.metrics_market import MarketEventMetrics
 from tradewire_common.schemas import Bar, Signal, StrategyError
 from tradewire_common.service import Service
 from tradewire_signals import breakout, rsi_reversion, sma_cross  # noqa: F401  (register built-ins)
+from tradewire_signals.adaptive import AdaptiveParams
 from tradewire_signals.strategy import Strategy, build_strategy
 
 log = logging.getLogger(__name__)
@@ -37,9 +41,13 @@ class SignalsService(Service):
         for strategy, _ in self.strategies:  # at 0 from the start, so increase() sees the first error
             self.signals_out.labels(strategy.strategy_id)
             self.errors.labels(strategy.strategy_id)
+        self.adaptive = AdaptiveParams(self)
 
     async def on_start(self) -> None:
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
+
+    def add_routes(self, app: FastAPI) -> None:
+        self.adaptive.add_routes(app)  # GET /v1/strategies, POST /v1/strategies/{id}/params (adaptive only)
 
     async def on_bar(self, envelope: Envelope) -> None:
         bar = envelope.message
