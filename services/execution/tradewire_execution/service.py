@@ -22,13 +22,26 @@ result differs from an uninterrupted run). A hard crash between publishing a bar
 saving the state would re-fill the order's old remainder from the saved state; a graceful stop
 finishes the handler first.
 
+**Emulated exits.** For a venue whose adapter lacks ``CAP_BRACKET`` (a paper venue with
+``native_brackets = false``, real adapters without brackets) the service keeps the exits of the orders
+it sends there in an :class:`~tradewire_execution.exits.ExitEmulator` (its docstring is the spec):
+every order with exits is tracked before it reaches the venue, every event published for the venue
+is observed, the venue's bars are watched (execution subscribes to them for these venues too), and a
+fired exit is sent to the adapter as a reduce-only market order with a derived client order id. The
+emulator's state is saved in the KV bucket under ``paper.<venue>.exits`` whenever it changed, before
+the command or bar that changed it is finished, and before a fired exit is sent; at start it is loaded
+before subscribing and the exits the venue never answered are sent again. Execution publishes no
+order commands for this (only risk does, on ``ord.cmd.*``): an emulated exit is the venue-side part of
+an order risk approved with its exits, as a native bracket would be at the venue.
+
 **Trading states (kill switch).** Execution follows ``risk.state`` (and reads the states from KV at
 start, see :class:`~tradewire_common.service.Service`). When a scope becomes HALTED it cancels the
 open orders it covers: every order at every venue for ``global``, at the venue for ``venue:<name>``,
 the strategy's for ``strategy:<id>`` (an ``OrderCanceled`` each, reason ``kill switch: ...``); at
 start it does the same for the scopes already HALTED. Left working: the kill switch's own closing
-orders (client order ids ``tw-fl-…``, see ``tradewire_risk.kill_switch``) and the paper venue's
-bracket exits, which only reduce exposure. As a second line behind risk, a ``SubmitOrder`` arriving
+orders (client order ids ``tw-fl-…``, see ``tradewire_risk.kill_switch``) and bracket exits (the
+paper venue's and the emulated ones, ``tw-sl-``/``tw-tp-``/``tw-tr-``/``tw-tm-``), which only reduce
+exposure; armed emulated exits keep watching the bars. As a second line behind risk, a ``SubmitOrder`` arriving
 for a HALTED scope is rejected (unless it is a ``tw-fl-`` reduce-only order), and one that is not
 reduce-only for a REDUCING scope too (``OrderRejected``, reason ``trading HALTED/REDUCING ...``).
 The paper venue tells the strategy of a working order from its exported state; for other adapters
@@ -74,9 +87,11 @@ from tradewire_common.schemas import (
 )
 from tradewire_common.service import Service
 from tradewire_common.trading_state import GLOBAL, STRATEGY_PREFIX, VENUE_PREFIX, is_flatten_order, permits
+from tradewire_execution.exits import ExitEmulator
 from tradewire_execution.paper import PaperVenue
+from tradewire_execution.paper_brackets import is_exit_order
 from tradewire_execution.paper_state import VenueState
-from tradewire_execution.venue import VenueAdapter
+from tradewire_execution.venue import CAP_BRACKET, VenueAdapter
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +101,18 @@ SAVE_EVERY_BARS = 16
 LARGE_STATE_BYTES = 512 * 1024
 
 
+def _key_token(venue: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", lambda m: "".join(f"={b:02X}" for b in m.group().encode()), venue)
+
+
 def state_key(venue: str) -> str:
     """The KV key of a paper venue's state; characters KV keys cannot hold are escaped as ``=XX``."""
-    token = re.sub(r"[^A-Za-z0-9_-]", lambda m: "".join(f"={b:02X}" for b in m.group().encode()), venue)
-    return f"paper.{token}.state"
+    return f"paper.{_key_token(venue)}.state"
+
+
+def exits_key(venue: str) -> str:
+    """The KV key of a venue's emulated exits (under ``paper.``, the prefix execution may write)."""
+    return f"paper.{_key_token(venue)}.exits"
 
 
 def build_venue(name: str, adapter: str, config: Config) -> VenueAdapter:
@@ -106,6 +129,11 @@ class ExecutionService(Service):
         self.venues: dict[str, VenueAdapter] = {
             v.name: build_venue(v.name, v.adapter, config) for v in config.execution.venues
         }
+        #: Exits kept here for the venues without native brackets.
+        self.exits: dict[str, ExitEmulator] = {
+            name: ExitEmulator(name) for name, venue in self.venues.items() if CAP_BRACKET not in venue.capabilities
+        }
+        self._exits_saved: dict[str, int] = {}
         self._lock = asyncio.Lock()
         #: Per paper venue: the ``state_revision`` last saved, and bars handled since that save.
         self._saved_revision: dict[str, int] = {}
@@ -118,6 +146,8 @@ class ExecutionService(Service):
         self.state_saves = m.counter("venue_state_saves_total", "Paper venue states saved to KV", ("venue",))
         self.state_size = m.gauge("venue_state_bytes", "Size of the paper venue state last saved", ("venue",))
         self.orders = m.counter("orders_total", "Order events by resulting order status", ("venue", "status"))
+        self.emulated_exits = m.counter("emulated_exits_total", "Exits sent by execution's exit emulator",
+                                        ("venue", "kind"))
         self.round_trip = m.histogram(
             "order_round_trip_seconds", "From risk issuing a SubmitOrder to the venue's answer being published",
             ("venue",), buckets=LATENCY_BUCKETS,
@@ -138,10 +168,17 @@ class ExecutionService(Service):
         for name, venue in self.venues.items():  # every venue's state is back before any message
             if isinstance(venue, PaperVenue):
                 await self.load_venue_state(name, venue)
+            if name in self.exits:
+                await self.load_exits(name)
         for name, venue in self.venues.items():
             await venue.start()
+            if name in self.exits:  # exits decided before a restart that the venue never answered
+                async with self._lock:
+                    await self.send_pending_exits(name)
+                    await self.save_venue_state(name)
+                    await self.save_exits(name)
             await self.bus.subscribe(subjects.order_command(name), self.on_command, durable=f"execution-{name}")
-            if isinstance(venue, PaperVenue):
+            if isinstance(venue, PaperVenue) or name in self.exits:
                 await self.bus.subscribe(f"md.bar.{subjects.escape_token(name)}.>", self.on_bar)
         for scope, stored in self.trading.states.items():  # halted while this service was down
             if stored.state is TradingState.HALTED:
@@ -187,7 +224,59 @@ class ExecutionService(Service):
         self.state_saves.labels(name).inc()
         self.state_size.labels(name).set(len(data))
 
+    async def load_exits(self, name: str) -> None:
+        key = exits_key(name)
+        raw = await self.bus.kv_get(key)
+        emulator = self.exits[name]
+        if raw:
+            try:
+                emulator.restore_state(raw)
+            except ValueError as exc:  # refuse to start rather than drop armed stops silently
+                raise RuntimeError(
+                    f"cannot restore the emulated exits of venue {name} from KV key {key!r}: {exc} "
+                    "(delete the key to start without them)"
+                ) from exc
+            log.info("venue %s: emulated exits restored: %d armed, %d pending", name, len(emulator.armed()),
+                     len(emulator.pending()), extra={"key": key, "bytes": len(raw)})
+        self._exits_saved[name] = emulator.revision
+
+    async def save_exits(self, name: str) -> None:
+        """Save a venue's emulated exits if they changed since the last save."""
+        emulator = self.exits.get(name)
+        if emulator is None or emulator.revision == self._exits_saved.get(name):
+            return
+        revision = emulator.revision
+        await self.bus.kv_put(exits_key(name), emulator.export_state())
+        self._exits_saved[name] = revision
+
+    async def send_pending_exits(self, name: str) -> None:
+        """Send the emulated exits the venue has not taken yet; one failing on the connection is tried
+        again with the next bar (and at the next start)."""
+        for order in self.exits[name].pending():
+            try:
+                await self.submit_exit(name, order)
+            except ConnectionError:
+                log.exception("venue %s: sending the emulated exit %s failed; tried again on the next bar", name,
+                              order.client_order_id)
+                return
+
+    async def submit_exit(self, name: str, order: SubmitOrder) -> None:
+        """Send an emulated exit to the venue and publish what it answers (reduce-only: every trading
+        state lets it pass)."""
+        now = self.clock.now_ns()
+        submitted = OrderSubmitted(
+            id=derive_id("OrderSubmitted", order.client_order_id), ts_event=order.ts_event, ts_init=now,
+            correlation_id=order.correlation_id, strategy_id=order.strategy_id, instrument_id=order.instrument_id,
+            client_order_id=order.client_order_id, venue=name)
+        answer = await self._venue_call(name, self.venues[name].submit(order, now))
+        self.exits[name].sent(order.client_order_id)  # at the venue now (or already: a duplicate answers [])
+        self.emulated_exits.labels(name, order.client_order_id[3:5]).inc()
+        await self.publish_events(name, [submitted, *answer])
+
     async def publish_events(self, venue: str, events: Sequence[OrderEvent]) -> None:
+        emulator = self.exits.get(venue)
+        if emulator is not None:
+            emulator.observe(events)
         for event in events:
             await self.bus.publish(subjects.order_event(event.strategy_id), event)
             self.events_out.labels(venue, type(event).__name__).inc()
@@ -220,6 +309,9 @@ class ExecutionService(Service):
                         instrument_id=command.instrument_id, client_order_id=command.client_order_id,
                         reason=f"instrument venue {instrument_venue} is not {venue_name}")]
                 else:
+                    emulator = self.exits.get(venue_name)
+                    if emulator is not None:  # before the venue's events about it are observed
+                        emulator.track(command)
                     submitted = OrderSubmitted(
                         id=derive_id("OrderSubmitted", command.client_order_id), ts_event=command.ts_event,
                         ts_init=now, correlation_id=command.correlation_id, strategy_id=command.strategy_id,
@@ -238,6 +330,7 @@ class ExecutionService(Service):
             # before the command is acknowledged; if this fails the command is redelivered, the
             # venue ignores it as a duplicate, and the save is tried again
             await self.save_venue_state(venue_name)
+            await self.save_exits(venue_name)
 
     async def on_bar(self, envelope: Envelope) -> None:
         bar = envelope.message
@@ -250,8 +343,16 @@ class ExecutionService(Service):
         now = self.clock.now_ns()
         async with self._lock:
             await self.publish_events(venue_name, await venue.on_bar(bar, now))
+            emulator = self.exits.get(venue_name)
+            if emulator is not None and (emulator.on_bar(bar) or emulator.pending()):
+                try:  # saved before they reach the venue: after a crash they are sent again
+                    await self.save_exits(venue_name)
+                except Exception:  # sending the exits matters more; the next change saves again
+                    log.exception("saving venue %s emulated exits failed", venue_name)
+                await self.send_pending_exits(venue_name)
             try:
                 await self.save_venue_state(venue_name, bar=True)
+                await self.save_exits(venue_name)
             except Exception:  # the venue in memory is right; the next change saves again
                 log.exception("saving venue %s state failed", venue_name)
             await self.bus.publish(
@@ -305,6 +406,7 @@ class ExecutionService(Service):
                     continue
                 await self.publish_events(name, events)
                 await self.save_venue_state(name)
+                await self.save_exits(name)
                 self.halt_cancels.labels(name).inc(len(events))
                 cancelled += len(events)
                 log.warning("venue %s: %d open orders cancelled: %s HALTED (%s)", name, len(events), scope, reason,
@@ -318,7 +420,7 @@ class ExecutionService(Service):
             out = []
             for o in state.orders:
                 order = o.order
-                if o.exit or is_flatten_order(order.client_order_id):
+                if o.exit or is_flatten_order(order.client_order_id) or is_exit_order(order.client_order_id):
                     continue
                 if strategy is not None and order.strategy_id != strategy:
                     continue
@@ -330,7 +432,7 @@ class ExecutionService(Service):
             return []
         now = self.clock.now_ns()
         return [(coid, "kill-switch", f"UNKNOWN.{venue.name}", now) for coid in venue.open_orders()
-                if not is_flatten_order(coid)]
+                if not is_flatten_order(coid) and not is_exit_order(coid)]
 
     async def _venue_call(self, name: str, call: Awaitable[list[OrderEvent]]) -> list[OrderEvent]:
         """Run an adapter call; a ``ConnectionError`` marks the venue disconnected (and is raised again)."""
@@ -362,6 +464,9 @@ class ExecutionService(Service):
             return {
                 name: {"adapter": type(v).__name__, "capabilities": sorted(v.capabilities),
                        "open_orders": v.open_orders(), "connected": self.venue_connected.get(name, True),
+                       "exits": "emulated" if name in self.exits else "native",
+                       "emulated_exits_armed": [list(k) for k in self.exits[name].armed()] if name in self.exits
+                       else [],
                        "trading_state": self.trading.effective(None, name).value}
                 for name, v in self.venues.items()
             }
