@@ -47,7 +47,9 @@ CAP_REDUCE_ONLY = "reduce_only"
 CAP_STOP = "stop"
 #: ``STOP_LIMIT`` orders (``trigger_price`` and ``limit_price``).
 CAP_STOP_LIMIT = "stop_limit"
-#: Attached exits (``stop_loss_pct``/``take_profit_pct``), native or emulated by the adapter.
+#: Attached exits (``stop_loss_pct``/``take_profit_pct``/``trailing_stop_pct``/``time_stop_s``), native
+#: at the venue or emulated by the adapter. For an adapter without it the execution service keeps them
+#: (:mod:`tradewire_execution.exits`): it sends such an adapter reduce-only ``MARKET`` exits of its own.
 CAP_BRACKET = "bracket"
 
 
