@@ -224,7 +224,7 @@ async def _start(name: str, config: Config, bus: NatsBus) -> tuple[Service, int,
     return service, port, stop, task
 
 
-async def test_the_five_services_each_logged_in_as_itself_replay_the_demo_exactly(
+async def test_the_services_each_logged_in_as_itself_replay_the_demo_exactly(
     broker: SecuredBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRADEWIRE_API_TOKEN", "perm-test-token")
@@ -233,7 +233,7 @@ async def test_the_five_services_each_logged_in_as_itself_replay_the_demo_exactl
                            max_deliver=config.bus.max_deliver) for name in SERVICE_NAMES}
     running: dict[str, tuple[Service, int, asyncio.Event, asyncio.Task[None]]] = {}
     try:
-        for name in ("ledger", "execution", "risk", "signals", "datafeed"):
+        for name in ("notifier", "ledger", "execution", "risk", "signals", "datafeed"):
             running[name] = await _start(name, config, buses[name])
         url = {name: f"http://127.0.0.1:{port}" for name, (_, port, _, _) in running.items()}
         async with httpx.AsyncClient(timeout=10) as client:
@@ -246,7 +246,7 @@ async def test_the_five_services_each_logged_in_as_itself_replay_the_demo_exactl
                                         headers={"Authorization": "Bearer perm-test-token"})
             assert engaged.status_code == 200, engaged.text
     finally:
-        for name in ("datafeed", "signals", "risk", "execution", "ledger"):
+        for name in ("datafeed", "signals", "risk", "execution", "ledger", "notifier"):
             if name in running:
                 running[name][2].set()
                 await asyncio.wait_for(running[name][3], WAIT_S)

@@ -57,9 +57,8 @@ class InProcessStack:
         return await self.start_service(name)
 
     async def close(self) -> None:
-        for name in reversed(START_ORDER):
-            if name in self.running:
-                await self.stop_service(name)
+        for name in reversed(list(self.running)):  # also services started by name (the notifier)
+            await self.stop_service(name)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.running[name].port}"

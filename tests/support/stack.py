@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.ports import free_tcp_port
+from tradewire_common.registry import SERVICE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CSV = REPO / "data" / "demo" / "btcusdt-perp-1m-2022-01.csv"
-SERVICES = ("datafeed", "signals", "risk", "execution", "ledger")
+#: Every service ``tradewire up`` runs (each gets a free port).
+SERVICES = SERVICE_NAMES
 
 
 def demo_config(*, limit: int, volume_share: str = "1.0", extra: str = "", lockstep_timeout: float = 5.0) -> str:

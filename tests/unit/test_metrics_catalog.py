@@ -41,7 +41,7 @@ PER_SERVICE = ("consumer_pending_messages", "dead_letters_total", "start_time_se
                "messages_in_total", "messages_out_total", "handler_errors_total")
 UNITS = ("seconds", "bytes", "ratio", "value", "info", "orders", "messages", "fds")
 BOUNDED_LABELS = {"subject_class", "reason", "instrument", "strategy", "venue", "type", "status", "consumer",
-                  "state", "limit", "kind", "scope", "breaker"}
+                  "state", "limit", "kind", "scope", "breaker", "outcome"}
 
 
 def test_every_metric_the_monitoring_issue_asks_for_is_exported() -> None:

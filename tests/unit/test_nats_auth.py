@@ -33,6 +33,7 @@ from tradewire_common.nats_auth import (
 from tradewire_common.registry import SERVICE_NAMES
 from tradewire_datafeed.service import DatafeedService
 from tradewire_execution.service import state_key
+from tradewire_notifier.store import RULES_KEY
 from tradewire_risk.state import KEY_GLOBAL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,26 @@ def test_signals_may_create_but_never_reconfigure_streams_nor_consume_from_them(
                    for p in role_permissions(r).publish)
 
 
+def test_the_notifier_consumes_alerts_order_events_and_the_state_and_never_reconfigures_a_stream() -> None:
+    notifier = role_permissions("notifier")
+    for stream in ("TW_ALERTS", "TW_ORDER_EVENTS", "TW_STATE"):
+        assert notifier.may_publish(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.notifier-alerts")
+        assert notifier.may_publish(f"$JS.ACK.{stream}.notifier-alerts.1.2.3.4.0")
+    for stream in ("TW_SIGNALS", "TW_ORDER_COMMANDS", "TW_DEAD_LETTERS", "TW_CONTROL", "TW_GOVERNANCE"):
+        assert not notifier.may_publish(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.notifier-x"), stream
+    for spec in subjects.STREAMS:
+        assert notifier.may_publish(f"$JS.API.STREAM.CREATE.{spec.name}")
+        assert not notifier.may_publish(f"$JS.API.STREAM.UPDATE.{spec.name}")
+    assert notifier.may_publish(subjects.alert("warning"))  # its price alerts
+    for subject in (subjects.bar("BINANCE", "BTCUSDT", "1m"), subjects.quote("BINANCE", "BTCUSDT"),
+                    subjects.trade("BINANCE", "BTCUSDT"), subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_STATE):
+        assert notifier.may_subscribe(subject), subject
+    for subject in (subjects.signal("sma_cross"), subjects.order_event("sma_cross"), subjects.RISK_STATE,
+                    subjects.PORTFOLIO_SNAPSHOT, subjects.PORTFOLIO_REQUEST, subjects.REPLAY, KV + KEY_GLOBAL):
+        assert not notifier.may_publish(subject), subject
+    assert not notifier.may_subscribe(subjects.ALL_ORDER_COMMANDS)
+
+
 def test_consumers_may_create_durables_only_on_the_streams_they_read() -> None:
     execution = role_permissions("execution")
     assert execution.may_publish("$JS.API.CONSUMER.CREATE.TW_ORDER_COMMANDS.execution-BINANCE.ord.cmd.BINANCE")
@@ -108,7 +129,8 @@ def test_each_role_reads_replies_only_from_its_own_inbox(role: str) -> None:
 def test_the_state_writers_own_exactly_the_keys_their_services_write() -> None:
     bus = MemoryBus("datafeed", MemoryBroker())
     datafeed_key = DatafeedService(Config(), bus).progress_key
-    written = {"risk": KEY_GLOBAL, "execution": state_key("BIN.ANCE"), "datafeed": datafeed_key}
+    written = {"risk": KEY_GLOBAL, "execution": state_key("BIN.ANCE"), "datafeed": datafeed_key,
+               "notifier": RULES_KEY}
     for role in ALL_ROLES:
         perms = role_permissions(role)
         for writer, key in written.items():

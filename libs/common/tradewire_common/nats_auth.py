@@ -21,7 +21,7 @@ from tradewire_common import subjects
 from tradewire_common.config import ENV_PREFIX, BusConfig, ConfigError
 from tradewire_common.registry import SERVICE_NAMES
 
-#: The NATS users ``tradewire nats-config`` creates: the five services and the operator (people and
+#: The NATS users ``tradewire nats-config`` creates: the services and the operator (people and
 #: the CLI: kill switch on ``risk.halt``, status queries).
 ROLES: tuple[str, ...] = (*SERVICE_NAMES, "operator")
 #: Users created only on request (``--monitor``): a read-only observer for dashboards and debugging.
@@ -129,12 +129,17 @@ _OBSERVABLE = (
 )
 
 
+#: Roles that may create a missing stream but never reconfigure one.
+_NO_STREAM_UPDATES = ("signals", "notifier")
+
+
 def _service(role: str, publish: Iterable[str], subscribe: Iterable[str]) -> Permissions:
     """A service's own subjects plus what every service does: answer ``ctl.stats``, push its
-    counters, dead-letter, lay out the streams (signals may not change an existing layout), and see
-    the trading state (read it from the KV bucket at start, follow ``risk.state``)."""
-    pub = [*publish, subjects.STATS_REPORT, subjects.dead_letter(role), *_stream_setup(update=role != "signals"),
-           *_kv_read()]
+    counters, dead-letter, lay out the streams (signals and the notifier, which talks to the internet,
+    may not change an existing layout), and see the trading state (read it from the KV bucket at start,
+    follow ``risk.state``)."""
+    update = role not in _NO_STREAM_UPDATES
+    pub = [*publish, subjects.STATS_REPORT, subjects.dead_letter(role), *_stream_setup(update=update), *_kv_read()]
     sub = [*subscribe, subjects.STATS, subjects.inbox_prefix(role) + ".>", subjects.RISK_STATE]
     return Permissions(_unique(pub), _unique(sub), allow_responses=True)
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tradewire_common.service import Service
 
 SERVICE_GROUP = "tradewire.services"
-SERVICE_NAMES: tuple[str, ...] = ("datafeed", "signals", "risk", "execution", "ledger")
+SERVICE_NAMES: tuple[str, ...] = ("datafeed", "signals", "risk", "execution", "ledger", "notifier")
 
 ServiceFactory = Callable[["Config", "Bus", "Clock | None"], "Service"]
 
