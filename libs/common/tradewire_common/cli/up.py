@@ -25,7 +25,7 @@ import httpx
 
 from tradewire_common.cli.embedded_nats import EmbeddedNats
 from tradewire_common.cli.nats_config import write_nats_config
-from tradewire_common.config import Config
+from tradewire_common.config import ENV_PREFIX, Config
 from tradewire_common.nats_auth import PASSWORD_ENV, PASSWORD_FILE_ENV, ROLES, USER_ENV, new_password, password_env
 from tradewire_common.registry import SERVICE_NAMES
 
@@ -34,6 +34,9 @@ from tradewire_common.registry import SERVICE_NAMES
 START_ORDER = tuple(name for name in ("notifier", "ledger", "execution", "risk", "signals", "datafeed")
                     if name in SERVICE_NAMES)
 MAX_RESTARTS = 5
+#: risk rebuilds its context (open orders, fills, equity) from the ledger at start; ``tradewire up`` points it
+#: at this run's ledger unless ``risk.ledger_url`` is configured.
+RISK_LEDGER_URL_ENV = f"{ENV_PREFIX}RISK__LEDGER_URL"
 
 
 @dataclass
@@ -98,6 +101,8 @@ class Supervisor:
             if self.config_path:
                 args += ["--config", self.config_path]
             child = Child(name, args, self.child_env(env, name), self.run_dir / "logs" / f"{name}.log")
+            if child.env.get(RISK_LEDGER_URL_ENV) == self.url("ledger") and "ledger" in self.children:
+                self.wait_for(("ledger",))  # else risk's first rebuild fails and it denies entries until a retry
             child.start()
             self.children[name] = child
         self.write_endpoints(env)
@@ -128,6 +133,8 @@ class Supervisor:
             env.pop(PASSWORD_FILE_ENV, None)
             env[USER_ENV] = name
             env[PASSWORD_ENV] = password
+        if name == "risk" and not self.config.risk.ledger_url and not env.get(RISK_LEDGER_URL_ENV):
+            env[RISK_LEDGER_URL_ENV] = self.url("ledger")
         return env
 
     def write_endpoints(self, env: dict[str, str]) -> None:
@@ -147,8 +154,16 @@ class Supervisor:
         latest.symlink_to(self.run_dir.name)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        self.wait_for(SERVICE_NAMES, timeout)
+        self.say("services ready:")
+        for name in SERVICE_NAMES:
+            self.say(f"  {name:<10} {self.url(name)}  (/healthz /readyz /metrics)")
+        self.say(f"  logs       {self.run_dir / 'logs'}")
+
+    def wait_for(self, names: tuple[str, ...], timeout: float = 60.0) -> None:
+        """Wait until each of ``names`` answers ``/readyz`` with 200 (restarting crashed children)."""
         deadline = time.monotonic() + timeout
-        pending = set(SERVICE_NAMES)
+        pending = set(names)
         with httpx.Client(timeout=1.0) as client:
             while pending:
                 self.check_children()
@@ -162,10 +177,6 @@ class Supervisor:
                     raise TimeoutError(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}; "
                                        f"see {self.run_dir / 'logs'}")
                 time.sleep(0.1)
-        self.say("services ready:")
-        for name in SERVICE_NAMES:
-            self.say(f"  {name:<10} {self.url(name)}  (/healthz /readyz /metrics)")
-        self.say(f"  logs       {self.run_dir / 'logs'}")
 
     def check_children(self) -> None:
         """Restart a crashed child (logged); give up after MAX_RESTARTS."""
