@@ -3,7 +3,8 @@
 Prometheus runs deploy/prometheus/prometheus.yml with only the targets (the ports ``tradewire up``
 wrote to its ``endpoints.json``), the Alertmanager address and the intervals (1 s) changed, and the
 real rule files from deploy/prometheus/rules/. Alertmanager runs deploy/alertmanager/alertmanager.yml
-with the two webhook URLs pointed at a local receiver (one path per receiver) and 1 s grouping timers.
+with the two webhook URLs pointed at a local receiver (one path per receiver), the notifier's bearer
+token from a test secret file and 1 s grouping timers.
 The kill switch is engaged with the real CLI and released through risk's token-protected endpoint.
 
 Skips, saying why, when Debian's ``prometheus`` or ``prometheus-alertmanager`` is not installed
@@ -61,6 +62,8 @@ TEST_FOR = "1s"
 ONCALL = "oncall-webhook"
 NOTIFIER = "tradewire-notifier"
 REASON = "e2e alerting test"
+#: The notifier's webhook token, which Alertmanager reads from its (test) secrets directory.
+WEBHOOK_TOKEN = "e2e-notifier-webhook-token"
 
 
 @dataclass
@@ -138,7 +141,10 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MonitoredSta
     try:
         services = wait_until(lambda: _ready_services(up, run_dir, root / "stack"), timeout=WAIT_S,
                               what="tradewire up's services to be ready")
-        am_file = dump_yaml(alertmanager_config(receiver_url=lambda name: receiver.url(name)),
+        secrets_dir = am_root / "secrets"
+        secrets_dir.mkdir()
+        (secrets_dir / "notifier_webhook_token").write_text(WEBHOOK_TOKEN + "\n")
+        am_file = dump_yaml(alertmanager_config(receiver_url=lambda name: receiver.url(name), secrets_dir=secrets_dir),
                             am_root / "alertmanager.yml")
         alertmanager = Alertmanager(ALERTMANAGER_BIN, am_root, am_file)
         alertmanager.start()
@@ -221,6 +227,8 @@ def test_an_engaged_kill_switch_reaches_both_receivers_inhibits_the_state_alert_
         notification = receiver.wait_for(_firing("KillSwitchEngaged", name), timeout=WAIT_S,
                                          what=f"KillSwitchEngaged firing at {name}")
         assert notification.path == f"/{name}"
+        # the notifier's webhook wants its bearer token (from the secret file); the on-call one gets none
+        assert notification.authorization == (f"Bearer {WEBHOOK_TOKEN}" if name == NOTIFIER else "")
         assert notification.body["groupLabels"] == {"alertname": "KillSwitchEngaged", "job": "tradewire-risk"}
         (alert,) = notification.alerts_named("KillSwitchEngaged")
         assert alert["labels"] == expected_labels

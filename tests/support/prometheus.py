@@ -34,6 +34,8 @@ PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULES_DIR = PROMETHEUS_DIR / "rules"
 ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+#: Where the deployed Alertmanager reads its secret files (compose secrets; a Secret volume in k8s).
+SECRETS_MOUNT = "/run/secrets/"
 
 #: Names the binaries go by (Debian calls Alertmanager ``prometheus-alertmanager``).
 PROMETHEUS_NAMES = ("prometheus",)
@@ -134,12 +136,13 @@ def prometheus_config(
 
 
 def alertmanager_config(
-    *, receiver_url: Callable[[str], str], group_wait: str = "1s", group_interval: str = "1s",
+    *, receiver_url: Callable[[str], str], secrets_dir: Path, group_wait: str = "1s", group_interval: str = "1s",
 ) -> dict[str, Any]:
     """deploy/alertmanager/alertmanager.yml with every webhook URL replaced by
-    ``receiver_url(<receiver name>)`` and short grouping timers on every route (the root route and
-    each route that sets its own). Routes, matchers, ``continue``, ``send_resolved`` and the
-    inhibition rules are kept as deployed."""
+    ``receiver_url(<receiver name>)``, every ``credentials_file`` under ``/run/secrets/`` read from
+    ``secrets_dir`` instead (the caller writes those files), and short grouping timers on every route
+    (the root route and each route that sets its own). Routes, matchers, ``continue``,
+    ``send_resolved``, the authorization types and the inhibition rules are kept as deployed."""
     config: dict[str, Any] = load_yaml(ALERTMANAGER_CONFIG)
 
     def shorten(route: dict[str, Any], root: bool) -> None:
@@ -153,6 +156,9 @@ def alertmanager_config(
     for receiver in config["receivers"]:
         for webhook in receiver.get("webhook_configs", []):
             webhook["url"] = receiver_url(receiver["name"])
+            authorization = webhook.get("http_config", {}).get("authorization", {})
+            if str(authorization.get("credentials_file", "")).startswith(SECRETS_MOUNT):
+                authorization["credentials_file"] = str(secrets_dir / Path(authorization["credentials_file"]).name)
     return config
 
 
@@ -165,6 +171,8 @@ class Notification:
 
     path: str
     body: dict[str, Any]
+    #: The ``Authorization`` header Alertmanager sent ("" without one).
+    authorization: str = ""
 
     @property
     def receiver(self) -> str:
@@ -200,7 +208,8 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with receiver._changed:
-                    receiver.notifications.append(Notification(self.path, body))
+                    receiver.notifications.append(
+                        Notification(self.path, body, self.headers.get("Authorization", "")))
                     receiver._changed.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Length", "0")

@@ -168,7 +168,7 @@ def test_the_name_check_catches_a_misspelt_metric() -> None:
     assert [n for n in names if n not in exported] == ["tradewire_execution_fils_total"]
 
 
-# --- Prometheus scrapes the five services ---------------------------------------------------------
+# --- Prometheus scrapes every service ---------------------------------------------------------
 
 def test_prometheus_scrapes_each_service_at_its_compose_name_and_port() -> None:
     config = load(PROMETHEUS_CONFIG)
@@ -193,6 +193,8 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
     (["alertname=KillSwitchEngaged", "severity=critical"], "oncall-webhook,tradewire-notifier"),
     (["alertname=ConsumerLag", "severity=warning"], "tradewire-notifier"),
     (["alertname=Unlabelled"], "tradewire-notifier"),
+    # the notifier cannot report its own delivery failures: on-call only
+    (["alertname=NotificationDeliveryFailing", "severity=warning"], "oncall-webhook"),
 ])
 def test_alerts_route_to_the_notifier_and_critical_ones_also_to_the_oncall_webhook(
     labels: list[str], receivers: str,
@@ -202,9 +204,11 @@ def test_alerts_route_to_the_notifier_and_critical_ones_also_to_the_oncall_webho
     assert result.stdout.strip() == receivers
 
 
-def test_the_notifier_receiver_posts_to_the_notifier_webhook_endpoint() -> None:
+def test_the_notifier_receiver_posts_to_the_notifier_webhook_endpoint_with_its_bearer_token_file() -> None:
     receivers = {r["name"]: r for r in load(ALERTMANAGER_CONFIG)["receivers"]}
     assert [c["url"] for c in receivers["tradewire-notifier"]["webhook_configs"]] == [NOTIFIER_URL]
+    assert [c["http_config"]["authorization"] for c in receivers["tradewire-notifier"]["webhook_configs"]] == [
+        {"type": "Bearer", "credentials_file": "/run/secrets/notifier_webhook_token"}]
     assert all(c["send_resolved"] for r in receivers.values() for c in r["webhook_configs"])
 
 
