@@ -1,4 +1,4 @@
-# One image for all five Tradewire services: `docker run tradewire:latest run <service> --nats URL`.
+# One image for all six Tradewire services: `docker run tradewire:latest run <service> --nats URL`.
 FROM python:3.11-slim AS build
 
 ENV UV_PYTHON_DOWNLOADS=never \
@@ -44,6 +44,6 @@ COPY config/ /app/config/
 COPY data/ /app/data/
 
 USER 10001:10001
-EXPOSE 8101-8105
+EXPOSE 8101-8106
 ENTRYPOINT ["tradewire"]
 CMD ["run", "datafeed"]

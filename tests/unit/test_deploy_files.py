@@ -26,6 +26,8 @@ from ruamel.yaml import YAML
 
 from tradewire_common.config import HttpPorts
 from tradewire_common.nats_auth import check_password, password_env
+from tradewire_common.registry import SERVICE_NAMES
+from tradewire_notifier.service import WEBHOOK_TOKEN_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -38,7 +40,7 @@ UV = ROOT / ".tools" / "bin" / "uv"
 GRAFANA_PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 GRAFANA_DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 NATS_CONF = ROOT / "deploy" / "nats" / "nats.conf"
-TRADEWIRE_SERVICES = ["datafeed", "signals", "risk", "execution", "ledger"]
+TRADEWIRE_SERVICES = ["datafeed", "signals", "risk", "execution", "ledger", "notifier"]
 NATS_ROLES = [*TRADEWIRE_SERVICES, "operator"]
 MONITORING_SERVICES = ["prometheus", "alertmanager", "grafana"]
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|_KEY$", re.IGNORECASE)
@@ -209,7 +211,8 @@ def test_compose_binary_resolves_each_service_to_its_own_nats_user_and_password(
 ) -> None:
     result = _compose_config(compose_bin, _write_env(tmp_path, filled_env), "--format", "json")
     assert result.returncode == 0, result.stderr
-    resolved = json.loads(result.stdout)["services"]
+    project = json.loads(result.stdout)
+    resolved = project["services"]
     for name in TRADEWIRE_SERVICES:
         env = resolved[name]["environment"]
         assert env["TRADEWIRE__BUS__USER"] == name
@@ -222,13 +225,20 @@ def test_compose_binary_resolves_each_service_to_its_own_nats_user_and_password(
         key = f"TRADEWIRE_NATS_PASSWORD_{role.upper()}"
         assert nats_env[key] == filled_env[key]
     assert resolved["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == filled_env["GRAFANA_ADMIN_PASSWORD"]
+    notifier_env = resolved["notifier"]["environment"]
+    assert notifier_env[WEBHOOK_TOKEN_ENV] == filled_env[WEBHOOK_TOKEN_ENV]
+    assert notifier_env["TRADEWIRE_NOTIFIER_URLS"] == ""  # the example's quoted empty value: only counted
+    assert project["secrets"]["notifier_webhook_token"]["environment"] == WEBHOOK_TOKEN_ENV
+    assert [s["source"] for s in resolved["alertmanager"]["secrets"]] == ["notifier_webhook_token"]
+    assert resolved["risk"]["environment"]["TRADEWIRE__RISK__LEDGER_URL"] == f"http://ledger:{HttpPorts().ledger}"
 
 
 # --- compose: the stack's shape ---------------------------------------------------------------------------------------
 
 
-def test_compose_defines_nats_the_five_tradewire_services_and_the_monitoring_stack(services: dict[str, Any]) -> None:
+def test_compose_defines_nats_every_tradewire_service_and_the_monitoring_stack(services: dict[str, Any]) -> None:
     assert set(services) == {"nats", *TRADEWIRE_SERVICES, *MONITORING_SERVICES}
+    assert TRADEWIRE_SERVICES == list(SERVICE_NAMES)
 
 
 def test_every_depends_on_target_is_a_defined_service_with_a_healthcheck_when_waited_for(
@@ -307,6 +317,32 @@ def test_service_connects_as_its_own_nats_user_with_only_its_own_password(servic
     assert match and match.group(1) == f"TRADEWIRE_NATS_PASSWORD_{name.upper()}"
     referenced = {m.group(1) for value in _strings(env) for m in ENV_REFERENCE.finditer(value)}
     assert {v for v in referenced if v.startswith("TRADEWIRE_NATS_PASSWORD_")} == {match.group(1)}
+
+
+def test_risk_rebuilds_its_context_from_the_ledger_by_its_compose_name_once_the_ledger_is_healthy(
+    services: dict[str, Any],
+) -> None:
+    risk = services["risk"]
+    assert risk["environment"]["TRADEWIRE__RISK__LEDGER_URL"] == f"http://ledger:{HttpPorts().ledger}"
+    assert risk["depends_on"]["ledger"]["condition"] == "service_healthy"
+    assert risk["depends_on"]["nats"]["condition"] == "service_healthy"
+
+
+def test_alertmanager_sends_the_notifier_the_webhook_token_the_notifier_checks(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    """alertmanager.yml reads the token from /run/secrets/<secret>; compose fills that secret from the
+    same variable the notifier compares Alertmanager's bearer token with."""
+    alertmanager = _yaml(ROOT / "deploy" / "alertmanager" / "alertmanager.yml")
+    [receiver] = [r for r in alertmanager["receivers"] if r["name"] == "tradewire-notifier"]
+    files = [hook["http_config"]["authorization"]["credentials_file"] for hook in receiver["webhook_configs"]]
+    assert [f.rpartition("/")[0] for f in files] == ["/run/secrets"]
+    secret = files[0].rpartition("/")[2]
+    assert secret in services["alertmanager"]["secrets"]
+    assert compose["secrets"][secret] == {"environment": WEBHOOK_TOKEN_ENV}
+    match = REQUIRED_REFERENCE.match(services["notifier"]["environment"][WEBHOOK_TOKEN_ENV])
+    assert match and match.group(1) == WEBHOOK_TOKEN_ENV
+    assert [n for n, service in services.items() if secret in service.get("secrets", [])] == ["alertmanager"]
 
 
 def test_nats_runs_jetstream_from_the_committed_config_with_its_store_on_a_named_volume(
