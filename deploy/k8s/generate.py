@@ -49,6 +49,11 @@ RUN_HINT = "run: .venv/bin/python deploy/k8s/generate.py"
 FALLBACK_NATS_ROLES = ("DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "OPERATOR")
 SECRET_NAME = "tradewire-secrets"
 API_TOKEN_KEY = "TRADEWIRE_API_TOKEN"
+#: The bearer token Alertmanager sends to the notifier's webhook (``POST /v1/alertmanager``).
+NOTIFIER_WEBHOOK_TOKEN_KEY = "TRADEWIRE_NOTIFIER_WEBHOOK_TOKEN"
+#: Keys a pod reads only when the Secret has them (``optional: true``): the notifier's apprise URLs
+#: (without them notifications are only counted). ``--dev-secrets`` leaves them out.
+OPTIONAL_SECRET_KEYS = ("TRADEWIRE_NOTIFIER_URLS",)
 _PASSWORD_VAR = re.compile(r"\$\{?(TRADEWIRE_NATS_PASSWORD_[A-Z0-9_]+)")
 #: Labels on the monitoring objects; ``release`` must match the prometheus-operator's selectors.
 MONITORING_LABELS = {"release": "prometheus"}
@@ -215,8 +220,9 @@ def render_nats_passwords_patch(variables: list[str]) -> str:
 
 
 def secret_keys() -> tuple[str, ...]:
-    """Keys of the Secret ``tradewire-secrets`` in every environment (prod adds ``PGPASSWORD``)."""
-    return (API_TOKEN_KEY, *password_vars(render_nats_auth(NATS_CONF)))
+    """Required keys of the Secret ``tradewire-secrets`` in every environment (prod adds ``PGPASSWORD``;
+    see also ``OPTIONAL_SECRET_KEYS``)."""
+    return (API_TOKEN_KEY, NOTIFIER_WEBHOOK_TOKEN_KEY, *password_vars(render_nats_auth(NATS_CONF)))
 
 
 def outputs() -> dict[Path, str]:

@@ -33,7 +33,7 @@ K8S = ROOT / "deploy" / "k8s"
 BIN = Path(sys.executable).parent
 KUBERNETES_VERSION = "1.30.0"
 OVERLAYS = {"dev": "tradewire-dev", "prod": "tradewire"}
-SERVICES = ("datafeed", "signals", "risk", "execution", "ledger")
+SERVICES = ("datafeed", "signals", "risk", "execution", "ledger", "notifier")
 SECRET = "tradewire-secrets"
 CRD_KINDS = {"PrometheusRule", "ServiceMonitor"}
 KUBECTL = shutil.which("kubectl")
@@ -188,7 +188,7 @@ def manifests(rendered: dict[str, Manifests], overlay: str) -> Manifests:
     return rendered[overlay]
 
 
-def test_each_overlay_renders_nats_the_five_services_and_the_monitoring_objects_into_its_namespace(
+def test_each_overlay_renders_nats_every_service_and_the_monitoring_objects_into_its_namespace(
     manifests: Manifests, overlay: str
 ) -> None:
     kinds = {(d["kind"], d["metadata"]["name"]) for d in manifests.docs}
@@ -374,17 +374,25 @@ def test_secrets_reach_the_pods_only_through_secret_key_refs_to_documented_keys(
 ) -> None:
     documented = set(generate.secret_keys()) | ({"PGPASSWORD"} if overlay == "prod" else set())
     referenced: set[str] = set()
+    optional: set[str] = set()
     secret = manifests.secret_name()
     for where, container in _all_containers(manifests):
         for name, value in manifests.env(container).items():
-            if re.search(r"PASSWORD|TOKEN|SECRET", name):
+            if re.search(r"PASSWORD|TOKEN|SECRET|URLS", name):
                 assert isinstance(value, tuple) and value[0] == "secret", f"{where}: {name} is not a secretKeyRef"
             if isinstance(value, tuple) and value[0] == "secret":
                 assert value[1] == secret
                 referenced.add(value[2])
-    assert referenced == documented
+        for var in container.get("env", []):
+            ref = var.get("valueFrom", {}).get("secretKeyRef", {})
+            if ref.get("optional"):
+                optional.add(ref["key"])
+    # a required key missing from the Secret stops the pod; only the documented optional ones may be absent
+    assert optional == set(generate.OPTIONAL_SECRET_KEYS)
+    assert referenced == documented | optional
     readme = (ROOT / "deploy" / "README.md").read_text()
-    for key in ("TRADEWIRE_API_TOKEN", "TRADEWIRE_NATS_PASSWORD_<ROLE>", "PGPASSWORD"):
+    for key in ("TRADEWIRE_API_TOKEN", "TRADEWIRE_NATS_PASSWORD_<ROLE>", "PGPASSWORD",
+                generate.NOTIFIER_WEBHOOK_TOKEN_KEY, *generate.OPTIONAL_SECRET_KEYS):
         assert f"`{key}`" in readme, f"deploy/README.md does not document the secret key {key}"
 
 
@@ -509,7 +517,7 @@ def test_nats_config_is_accepted_by_nats_server_with_every_password_from_the_sec
     passwords = {name for name, value in env.items() if isinstance(value, tuple) and value[0] == "secret"}
     auth = (tmp_path / "auth.conf").read_text()
     assert set(re.findall(r"\$(TRADEWIRE_NATS_PASSWORD_\w+)", auth)) == passwords
-    roles = {"DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "OPERATOR"}
+    roles = {"DATAFEED", "SIGNALS", "RISK", "EXECUTION", "LEDGER", "NOTIFIER", "OPERATOR"}
     assert {f"TRADEWIRE_NATS_PASSWORD_{role}" for role in roles} <= passwords
     plain = {name: value for name, value in env.items() if isinstance(value, str)}
     secrets_env = {name: generate.random_secret() for name in passwords}
@@ -581,6 +589,8 @@ def _pods(manifests: Manifests, namespace: str) -> list[Pod]:
 
 
 PROMETHEUS = Pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}, external=True)
+#: The prometheus-operator labels Alertmanager's pods so.
+ALERTMANAGER = Pod("alertmanager", "monitoring", {"app.kubernetes.io/name": "alertmanager"}, external=True)
 KUBE_DNS = Pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")), True)
 
 
@@ -642,7 +652,7 @@ def _allowed_flows(manifests: Manifests, namespace: str) -> set[tuple[str, str, 
     policies = manifests.of_kind("NetworkPolicy")
     pods = _pods(manifests, namespace)
     flows = set()
-    for src in [*pods, PROMETHEUS]:
+    for src in [*pods, PROMETHEUS, ALERTMANAGER]:
         for dst in [*pods, KUBE_DNS]:
             if src.external and dst.external:
                 continue
@@ -668,6 +678,8 @@ def test_network_policies_allow_exactly_the_flows_the_system_needs(manifests: Ma
         ("nats", "nats", 6222, "TCP"),
         *(("prometheus", name, getattr(ports, name), "TCP") for name in SERVICES),
         ("prometheus", "nats", 7777, "TCP"),
+        ("risk", "ledger", ports.ledger, "TCP"),  # risk's rebuild from the ledger at start
+        ("alertmanager", "notifier", ports.notifier, "TCP"),  # the notifier's webhook
     }
     workloads = [w["metadata"]["name"] for w in manifests.workloads()]
     expected |= {(name, "kube-dns", 53, proto) for name in workloads for proto in ("UDP", "TCP")}
@@ -676,11 +688,40 @@ def test_network_policies_allow_exactly_the_flows_the_system_needs(manifests: Ma
     assert _allowed_flows(manifests, OVERLAYS[overlay]) == expected
 
 
-def test_no_pod_may_reach_addresses_outside_the_cluster(manifests: Manifests) -> None:
+#: Addresses the notifier's internet egress must leave out: private, carrier-grade NAT, loopback and
+#: link-local (cloud metadata services) ranges, where the cluster and its neighbours live.
+NON_PUBLIC = {"10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+              "::1/128", "fc00::/7", "fe80::/10"}
+
+
+def test_only_the_notifier_may_reach_public_addresses_and_only_on_https_and_smtp_submission(
+    manifests: Manifests,
+) -> None:
+    workloads = manifests.workloads()
+    outside = []
     for policy in manifests.of_kind("NetworkPolicy"):
         for rule in policy["spec"].get("egress", []):
-            assert rule.get("to"), f"{policy['metadata']['name']}: an egress rule without `to` allows everything"
-            assert all("ipBlock" not in peer for peer in rule["to"]), policy["metadata"]["name"]
+            name = policy["metadata"]["name"]
+            assert rule.get("to"), f"{name}: an egress rule without `to` allows everything"
+            blocks = [peer["ipBlock"] for peer in rule["to"] if "ipBlock" in peer]
+            if not blocks:
+                continue
+            outside.append(name)
+            selector = policy["spec"]["podSelector"]
+            selected = [w["metadata"]["name"] for w in workloads if _selects(selector, _pod_labels(w))]
+            assert selected == ["notifier"], f"{name}: {selected} may leave the cluster"
+            assert len(blocks) == len(rule["to"]), f"{name}: ipBlocks and pod peers in one rule"
+            assert {block["cidr"] for block in blocks} == {"0.0.0.0/0", "::/0"}
+            assert set().union(*(block.get("except", []) for block in blocks)) == NON_PUBLIC
+            assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 443), ("TCP", 587)]
+    assert outside == ["notifier"]
+
+
+def test_risk_rebuilds_its_context_from_the_ledger_service(manifests: Manifests) -> None:
+    url = urlparse(manifests.env(manifests.container("Deployment", "risk"))["TRADEWIRE__RISK__LEDGER_URL"])
+    service = manifests.get("Service", url.hostname or "")
+    assert service["spec"]["ports"][0]["port"] == url.port == HttpPorts().ledger
+    assert _selects({"matchLabels": service["spec"]["selector"]}, _pod_labels(manifests.get("Deployment", "ledger")))
 
 
 def test_network_policy_evaluation_sees_a_missing_flow() -> None:
