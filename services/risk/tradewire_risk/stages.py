@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -316,8 +316,8 @@ def paper_gate(
         start = int(paper[0]["ts_event"])
     days = Decimal(now_ns - start) / DAY_NS
     if now_ns - start < Decimal(str(config.paper_days)) * DAY_NS:
-        raise PromotionRefused(f"{strategy_id} has been paper trading for {days:.4f} days; "
-                               f"{config.paper_days} needed")
+        raise PromotionRefused(f"{strategy_id} has been paper trading for {_floor(days)} days; "
+                               f"{config.paper_days:g} needed")
     carried: dict[str, Decimal] = {}
     held: dict[str, Decimal] = {}
     pnl = _ZERO
@@ -366,8 +366,8 @@ def live_gate(*, strategy_id: str, stage_since: int | None, now_ns: int, config:
     start = stage_since if stage_since is not None else now_ns
     days = Decimal(now_ns - start) / DAY_NS
     if now_ns - start < Decimal(str(config.live_small_days)) * DAY_NS:
-        raise PromotionRefused(f"{strategy_id} has been at live-small for {days:.4f} days; "
-                               f"{config.live_small_days} needed")
+        raise PromotionRefused(f"{strategy_id} has been at live-small for {_floor(days)} days; "
+                               f"{config.live_small_days:g} needed")
     return {"live_small_start_ns": str(start), "live_small_days": str(days)}
 
 
@@ -378,7 +378,7 @@ def _check_period(report: Mapping[str, Any], start: int, end: int, config: Promo
     for name, ours in (("start_ns", start), ("end_ns", end)):
         theirs = _decimal(report[name], name)
         if abs(theirs - ours) > slack:
-            raise PromotionRefused(f"the backtest report's {name} {theirs} is more than {config.period_slack_s} s "
+            raise PromotionRefused(f"the backtest report's {name} {theirs} is more than {config.period_slack_s:g} s "
                                    f"from the paper period's {ours}: backtest the same period")
 
 
@@ -388,6 +388,11 @@ def _equity_at(rows: Iterable[Mapping[str, Any]], ts: int, fallback: Decimal) ->
     if before:
         return before[-1]
     return points[0][1] if points else fallback
+
+
+def _floor(days: Decimal) -> Decimal:
+    """Days shown to 4 places, rounded down (13.99999 days is not 14)."""
+    return days.quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
 
 
 def _decimal(value: object, name: str) -> Decimal:
