@@ -344,3 +344,37 @@ async def test_promotions_pass_their_gates_and_are_recorded_in_the_ledger(
 
     [denial] = ledger_rows(tmp_path, "OrderDenied")
     assert denial["reason_code"] == "STAGE_BACKTEST_ONLY"
+
+
+async def test_adaptive_parameters_change_over_http_only_within_their_bounds(
+    fresh_nats: NatsServer, tmp_path: Path,
+) -> None:
+    text = write_config(tmp_path, automation="adaptive").read_text().replace(
+        'automation = "adaptive"', 'automation = "adaptive"\nparam_bounds = { fast = { min = 5, max = 20 } }')
+    path = tmp_path / "adaptive.toml"
+    path.write_text(text)
+    stack = InProcessStack(load_config(path, environ={}), fresh_nats.url)
+    await stack.start(("ledger", "signals"))
+    try:
+        url = "/v1/strategies/sma_cross/params"
+        change = {"params": {"fast": 12}, "reason": "weekly re-optimisation"}
+        assert (await stack.post("signals", url, change)).status_code == 401
+        outside = await stack.post("signals", url, {**change, "params": {"fast": 21}}, token=TOKEN)
+        assert outside.status_code == 409 and "outside its bounds [5, 20]" in outside.text
+        unbounded = await stack.post("signals", url, {**change, "params": {"slow": 40}}, token=TOKEN)
+        assert unbounded.status_code == 409 and "has no param_bounds" in unbounded.text
+        assert (await stack.post("signals", url, {"params": {"fast": 12}}, token=TOKEN)).status_code == 422
+        applied = await stack.post("signals", url, change, token=TOKEN)
+        assert applied.status_code == 200 and applied.json()["params"] == {"fast": 12, "slow": 30}
+        [listed] = (await stack.get("signals", "/v1/strategies")).json()["strategies"]
+        assert (listed["automation"], listed["params"]) == ("adaptive", {"fast": 12, "slow": 30})
+
+        async def recorded() -> bool:
+            return bool(await asyncio.to_thread(ledger_rows, tmp_path, "StrategyParamsChanged"))
+
+        await wait_until(recorded)
+    finally:
+        await stack.close()
+    [event] = ledger_rows(tmp_path, "StrategyParamsChanged")
+    assert (event["params"], event["previous"], event["actor"]) == (
+        {"fast": 12, "slow": 30}, {"fast": 10, "slow": 30}, "api-token")
