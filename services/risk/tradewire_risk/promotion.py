@@ -84,6 +84,8 @@ class Promotions:
         self.clock = clock
         self.kinds = {s.id: s.kind for s in service.config.signals.strategies}
         self.records: dict[str, StageRecord] = {sid: StageRecord() for sid in self.kinds}
+        self.initial = {sid: initial_stage(service.config, sid) for sid in self.kinds}
+        self.default: Stage = service.config.promotion.initial_stage
         self._lock = asyncio.Lock()
         self.stage_gauge = service.metrics.gauge(
             "strategy_stage_value", "Promotion stage of each strategy: 0 backtest, 1 paper, 2 live-small, 3 live",
@@ -104,9 +106,9 @@ class Promotions:
             log.info("strategy %s is at stage %s", strategy_id, self.stage(strategy_id))
 
     def stage(self, strategy_id: str) -> Stage:
-        initial = initial_stage(self.service.config, strategy_id)
+        """A strategy's stage (an unconfigured strategy's: ``promotion.initial_stage``)."""
         record = self.records.get(strategy_id)
-        return record.stage(initial) if record is not None else initial
+        return record.stage(self.initial[strategy_id]) if record is not None else self.default
 
     def body(self, strategy_id: str) -> dict[str, object]:
         if strategy_id not in self.kinds:
