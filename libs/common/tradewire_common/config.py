@@ -80,8 +80,48 @@ class ReplaySource(Section, frozen=True):
     limit: Annotated[int, Meta(ge=0)] = 0
 
 
+#: Live market-data channels (``datafeed.live[].channels``): ``bars`` (Bar on ``md.bar.*``), ``trades``
+#: (TradeTick on ``md.trade.*``), ``quotes`` (Quote on ``md.quote.*``), ``books`` (BookSnapshot on ``md.book.*``).
+LiveChannel = Literal["bars", "trades", "quotes", "books"]
+
+
+class LiveFeedConfig(Section, frozen=True):
+    """A live market-data feed from a venue (``tradewire_datafeed.live``): ccxt.pro websockets, REST polling
+    while they fail. Public data only: no credentials."""
+
+    #: Venue name used in instrument ids (``BTCUSDT.BINANCE``).
+    venue: str
+    #: Unified symbols (``BTC/USDT``); instrument symbols drop the ``/`` (``BTCUSDT``).
+    symbols: tuple[str, ...]
+    #: ccxt exchange id; empty = the venue name in lower case.
+    exchange: str = ""
+    channels: tuple[LiveChannel, ...] = ("bars",)
+    #: Bar interval (a timeframe the venue offers, e.g. ``1m``); only closed bars are published.
+    interval: str = "1m"
+    #: Levels per side of published book snapshots.
+    book_depth: Annotated[int, Meta(ge=1, le=1000)] = 10
+    #: The venue's testnet/sandbox.
+    sandbox: bool = False
+    #: Base URL replacing the scheme and host of every API URL (a proxy; tests: a fake venue on 127.0.0.1).
+    url_override: str = ""
+    #: Use websockets (else REST polling only).
+    websocket: bool = True
+    #: REST polling period while the websocket is down (and with ``websocket = false``).
+    poll_interval_s: Annotated[float, Meta(gt=0)] = 5.0
+    #: Seconds before a failed websocket is tried again (REST polling meanwhile).
+    reconnect_s: Annotated[float, Meta(gt=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError(f"live feed {self.venue}: symbols are required")
+        if self.url_override and not self.url_override.startswith(("http://", "https://")):
+            raise ValueError(f"url_override must start with http:// or https://, got {self.url_override!r}")
+
+
 class DatafeedConfig(Section, frozen=True):
     replay: tuple[ReplaySource, ...] = ()
+    #: Live market-data feeds (published as they come; no lockstep, no replay progress).
+    live: tuple[LiveFeedConfig, ...] = ()
     #: ``"max"`` or a multiple of real time (e.g. ``60`` = one minute of bars per second).
     speed: str | float = "max"
     #: At ``max`` speed, wait for the whole pipeline to go quiet after each bar, so that results
@@ -379,9 +419,50 @@ class PromotionConfig(Section, frozen=True):
             raise ValueError(f"live_small_capital must be positive, got {self.live_small_capital}")
 
 
+#: Venue adapters by name (``tradewire_execution.venues``). Others extend this Literal with their own adapter
+#: (``"alpaca"``, ``"tradier"``, ``"ibkr"``, ...) and register it in ``tradewire_execution/venues/__init__.py``.
+VenueAdapterName = Literal["paper", "ccxt"]
+#: ``paper``: simulated by the paper venue (whatever the adapter); ``sandbox``: the adapter against the venue's
+#: testnet/sandbox; ``live``: real orders, which also needs ``tradewire up/run --live``.
+VenueMode = Literal["paper", "sandbox", "live"]
+
+
 class VenueConfig(Section, frozen=True):
+    """One venue of the execution service (live adapters: ``tradewire_execution.live``)."""
+
     name: str
-    adapter: Literal["paper"] = "paper"
+    adapter: VenueAdapterName = "paper"
+    mode: VenueMode = "paper"
+    #: ccxt exchange id (``binance``, ``coinbase``, ``kraken``, ...); empty = the venue name in lower case.
+    exchange: str = ""
+    #: Unified symbols traded there (``BTC/USDT``); markets are loaded for these only (spot).
+    symbols: tuple[str, ...] = ()
+    #: Requests per second the adapter allows itself (token bucket, burst = one second); 0 = the venue's
+    #: published limit as the client library declares it.
+    rate_limit_per_s: Annotated[float, Meta(ge=0)] = 0.0
+    #: Credentials come from ``{prefix}_API_KEY``, ``{prefix}_API_SECRET`` (and ``_PASSWORD``, ``_UID``), each
+    #: or its ``_FILE`` twin naming a secret file; empty = ``TRADEWIRE_{NAME}``.
+    credentials_env_prefix: str = ""
+    #: Base URL that replaces the scheme and host of every API URL of the adapter (a proxy; tests: a fake
+    #: venue on 127.0.0.1). Empty: the venue's own (or sandbox) URLs.
+    url_override: str = ""
+    #: Order updates from the venue's websocket (ccxt.pro) when true, else REST polling only; polling is
+    #: also the fallback while the websocket is down.
+    websocket: bool = True
+    poll_interval_s: Annotated[float, Meta(gt=0)] = 2.0
+    #: Reconciliation with the ledger every this many seconds (and at start); 0 = only at start.
+    reconcile_interval_s: Annotated[float, Meta(ge=0)] = 60.0
+    #: Seconds after sending an order whose answer was lost (timeout, 5xx, dropped connection) after which
+    #: the venue's "no such order" is definitive (beyond the venue's receive window it can no longer accept it).
+    in_flight_grace_s: Annotated[float, Meta(gt=0)] = 15.0
+    #: Largest |venue balance - ledger position| of a traded base currency that is not a mismatch.
+    position_tolerance: Decimal = Decimal("0.00000001")
+
+    def __post_init__(self) -> None:
+        if self.adapter != "paper" and self.mode != "paper" and not self.symbols:
+            raise ValueError(f"venue {self.name}: symbols are required for a {self.mode} {self.adapter} venue")
+        if self.url_override and not self.url_override.startswith(("http://", "https://")):
+            raise ValueError(f"url_override must start with http:// or https://, got {self.url_override!r}")
 
 
 class PaperConfig(Section, frozen=True):
@@ -419,6 +500,17 @@ class PaperConfig(Section, frozen=True):
 class ExecutionConfig(Section, frozen=True):
     venues: tuple[VenueConfig, ...] = (VenueConfig(name="BINANCE"),)
     paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
+    #: The ledger's HTTP address: live venues reconcile their orders, fills and positions with it.
+    ledger_url: str = ""
+    #: Risk's HTTP address: an unexplained reconciliation mismatch asks it (with the API token) to set the
+    #: venue's scope REDUCING. Empty: execution only refuses the venue's non-reducing orders itself and alerts.
+    risk_url: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("ledger_url", "risk_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must start with http:// or https://, got {url!r}")
 
 
 class LedgerConfig(Section, frozen=True):
