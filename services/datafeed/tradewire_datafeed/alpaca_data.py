@@ -1,0 +1,218 @@
+"""Alpaca market data (US stocks) through the official ``alpaca-py`` SDK.
+
+* **History** (:func:`download_bars`): ``StockHistoricalDataClient.get_stock_bars`` for one symbol and
+  interval between two times; the SDK follows ``next_page_token`` until the last page, so the result is
+  every bar of the range however many pages it took. Bars become exact ``BarRecord`` rows (Alpaca sends
+  prices as JSON numbers: each is converted through ``repr(float)``, the shortest text that reads back
+  as the same double, as the Arrow reader does) and go into the Parquet catalog
+  (:func:`download_to_catalog`, ``tradewire catalog download --venue alpaca``).
+* **Live** (:class:`AlpacaLiveFeed`): ``StockDataStream`` (msgpack over a websocket, IEX feed by
+  default, SIP with a subscription) for bars, trades and quotes of some symbols, published as ``Bar``
+  (``md.bar.{venue}.{symbol}.1m``: Alpaca's stream bars are one-minute bars stamped with their open
+  time), ``TradeTick`` (``md.trade...``) and ``Quote`` (``md.quote...``). Ids are derived from the data
+  (a bar's from instrument, interval and open time, as in replays), so a bar sent twice after a
+  reconnect carries the same id. A record that fails validation (a crossed or zero quote before the
+  open, ...) is counted and skipped, never published.
+
+Credentials come from the environment or secret files only (:func:`credentials`:
+``$APCA_API_KEY_ID``/``$APCA_API_SECRET_KEY`` or ``..._FILE``); they are never logged. The endpoints
+default to Alpaca's; ``data_url``/``stream_url`` override them (tests point them at a fake on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tradewire_common import subjects
+from tradewire_common.bus import Bus
+from tradewire_common.ids import derive_id, instrument_id
+from tradewire_common.schemas import Bar, Quote, Side, TradeTick
+from tradewire_common.security import read_secret
+from tradewire_datafeed.catalog import Catalog, CatalogEntry
+from tradewire_datafeed.readers import BarRecord, build_series
+
+log = logging.getLogger(__name__)
+
+KEY_ENV = "APCA_API_KEY_ID"
+SECRET_ENV = "APCA_API_SECRET_KEY"
+#: Alpaca's stream bars are one-minute bars.
+STREAM_INTERVAL = "1m"
+
+
+def credentials() -> tuple[str, str]:
+    """``(key id, secret key)`` from ``$APCA_API_KEY_ID``/``$APCA_API_SECRET_KEY`` (or ``..._FILE``)."""
+    key, secret = read_secret(KEY_ENV), read_secret(SECRET_ENV)
+    if not key or not secret:
+        raise ValueError(f"Alpaca credentials missing: set {KEY_ENV} and {SECRET_ENV} (or {KEY_ENV}_FILE and "
+                         f"{SECRET_ENV}_FILE)")
+    return key, secret
+
+
+def timeframe(interval: str) -> Any:
+    """Alpaca's ``TimeFrame`` for ``1m``, ``5m``, ``15m``, ``30m``, ``1h``, ``4h``, ``1d``, ``1w``, ``1M``."""
+    from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+    units = {"m": TimeFrameUnit.Minute, "h": TimeFrameUnit.Hour, "d": TimeFrameUnit.Day,
+             "w": TimeFrameUnit.Week, "M": TimeFrameUnit.Month}
+    amount, unit = interval[:-1], interval[-1:]
+    if unit not in units or not amount.isdigit() or int(amount) < 1:
+        raise ValueError(f"Alpaca has no bar interval {interval!r} (use e.g. 1m, 5m, 1h, 1d, 1w, 1M)")
+    try:
+        return TimeFrame(int(amount), units[unit])
+    except ValueError as exc:  # e.g. 90m: Alpaca allows 1-59 minutes, 1-23 hours
+        raise ValueError(f"Alpaca has no bar interval {interval!r}: {exc}") from None
+
+
+def exact(value: float | int | str) -> Decimal:
+    """A JSON number as Alpaca sent it, without binary float noise (``repr`` round-trips)."""
+    return Decimal(value if isinstance(value, str) else repr(value))
+
+
+def _ns(ts: datetime) -> int:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def data_client(url: str | None = None, key: str | None = None, secret: str | None = None) -> Any:
+    """A ``StockHistoricalDataClient`` (``url``: an override of Alpaca's data endpoint)."""
+    from alpaca.data.historical.stock import StockHistoricalDataClient
+
+    if key is None or secret is None:
+        key, secret = credentials()
+    return StockHistoricalDataClient(key, secret, url_override=url or None)
+
+
+def download_bars(client: Any, symbol: str, interval: str, start: datetime, end: datetime | None = None, *,
+                  feed: str = "iex", adjustment: str = "raw") -> list[BarRecord]:
+    """Every bar of ``symbol`` in ``[start, end)`` (all pages), oldest first."""
+    from alpaca.data.enums import Adjustment, DataFeed
+    from alpaca.data.requests import StockBarsRequest
+
+    request = StockBarsRequest(symbol_or_symbols=symbol, timeframe=timeframe(interval), start=start, end=end,
+                               feed=DataFeed(feed), adjustment=Adjustment(adjustment))
+    barset = client.get_stock_bars(request)
+    records = [
+        BarRecord(ts_event=_ns(b.timestamp), open=exact(b.open), high=exact(b.high), low=exact(b.low),
+                  close=exact(b.close), volume=exact(b.volume))
+        for b in barset.data.get(symbol, [])
+    ]
+    records.sort(key=lambda r: r.ts_event)
+    return records
+
+
+def download_to_catalog(client: Any, catalog: Catalog, symbol: str, interval: str, start: datetime,
+                        end: datetime | None = None, *, venue: str = "ALPACA", feed: str = "iex") -> CatalogEntry:
+    """Download ``symbol``'s bars into the catalog as ``catalog:SYMBOL.VENUE/interval``."""
+    records = download_bars(client, symbol, interval, start, end, feed=feed)
+    iid = instrument_id(symbol, venue)
+    if not records:
+        raise ValueError(f"Alpaca returned no {interval} bars for {symbol} between {start} and {end or 'now'}")
+    series = build_series(Path(f"alpaca:{symbol}"), records, interval)
+    return catalog.write(iid, series, interval)
+
+
+@dataclass
+class FeedCounters:
+    bars: int = 0
+    trades: int = 0
+    quotes: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AlpacaLiveFeed:
+    """Alpaca's live stock stream published on the bus (see the module docstring)."""
+
+    def __init__(self, bus: Bus, symbols: list[str], *, venue: str = "ALPACA", bars: bool = True,
+                 trades: bool = False, quotes: bool = False, feed: str = "iex", stream_url: str | None = None,
+                 key: str | None = None, secret: str | None = None,
+                 now_ns: Callable[[], int] | None = None) -> None:
+        from alpaca.data.enums import DataFeed
+        from alpaca.data.live.stock import StockDataStream
+
+        if key is None or secret is None:
+            key, secret = credentials()
+        self.bus = bus
+        self.venue = venue
+        self.symbols = list(symbols)
+        self.counters = FeedCounters()
+        self._now = now_ns or (lambda: _ns(datetime.now(UTC)))
+        self.stream = StockDataStream(key, secret, feed=DataFeed(feed), url_override=stream_url or None)
+        if bars:
+            self.stream.subscribe_bars(self.on_bar, *self.symbols)
+        if trades:
+            self.stream.subscribe_trades(self.on_trade, *self.symbols)
+        if quotes:
+            self.stream.subscribe_quotes(self.on_quote, *self.symbols)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Run the stream in a task of this loop (it connects, authenticates, subscribes and reconnects)."""
+        self._task = asyncio.create_task(self.stream._run_forever(), name=f"alpaca-data-{self.venue}")
+
+    async def stop(self) -> None:
+        await self.stream.stop_ws()
+        await self.stream.close()  # wakes a pending receive, so the loop sees the stop at once
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except TimeoutError:
+                self._task.cancel()
+            self._task = None
+
+    async def _publish(self, subject: str, build: Callable[[], Any], what: str) -> bool:
+        try:
+            message = build()
+        except (ValueError, TypeError, ArithmeticError) as exc:  # invalid at the edge: skipped, not published
+            self.counters.skipped += 1
+            log.warning("alpaca %s skipped: %s", what, exc)
+            return False
+        await self.bus.publish(subject, message)
+        return True
+
+    async def on_bar(self, bar: Any) -> None:
+        iid = instrument_id(bar.symbol, self.venue)
+        ts = _ns(bar.timestamp)
+
+        def build() -> Bar:
+            return Bar(id=derive_id("bar", iid, STREAM_INTERVAL, ts), ts_event=ts, ts_init=self._now(),
+                       correlation_id="", instrument_id=iid, interval=STREAM_INTERVAL, open=exact(bar.open),
+                       high=exact(bar.high), low=exact(bar.low), close=exact(bar.close), volume=exact(bar.volume))
+
+        if await self._publish(subjects.bar(self.venue, bar.symbol, STREAM_INTERVAL), build, "bar"):
+            self.counters.bars += 1
+
+    async def on_trade(self, trade: Any) -> None:
+        iid = instrument_id(trade.symbol, self.venue)
+        ts = _ns(trade.timestamp)
+        trade_id = str(trade.id)
+
+        def build() -> TradeTick:
+            side: Side | None = None
+            return TradeTick(id=derive_id("trade", iid, ts, trade_id), ts_event=ts, ts_init=self._now(),
+                             correlation_id="", instrument_id=iid, price=exact(trade.price), size=exact(trade.size),
+                             aggressor_side=side, trade_id=trade_id)
+
+        if await self._publish(subjects.trade(self.venue, trade.symbol), build, "trade"):
+            self.counters.trades += 1
+
+    async def on_quote(self, quote: Any) -> None:
+        iid = instrument_id(quote.symbol, self.venue)
+        ts = _ns(quote.timestamp)
+
+        def build() -> Quote:
+            return Quote(id=derive_id("quote", iid, ts, quote.bid_price, quote.ask_price), ts_event=ts,
+                         ts_init=self._now(), correlation_id="", instrument_id=iid, bid=exact(quote.bid_price),
+                         ask=exact(quote.ask_price), bid_size=exact(quote.bid_size), ask_size=exact(quote.ask_size))
+
+        if await self._publish(subjects.quote(self.venue, quote.symbol), build, "quote"):
+            self.counters.quotes += 1
