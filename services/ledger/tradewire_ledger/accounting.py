@@ -50,6 +50,38 @@ class Position:
     fills: int = 0
 
 
+def apply_to_position(pos: Position, fill: OrderFilled) -> Decimal:
+    """Apply one execution to ``pos`` (quantity, average entry, realised PnL net of the fee, fill
+    count); returns the PnL it realised. Call inside ``localcontext(prec=PRECISION)``."""
+    qty = fill.last_qty if fill.side is Side.BUY else -fill.last_qty
+    px = fill.last_px
+    realized = _ZERO
+    old = pos.quantity
+    new = old + qty
+    if old == 0 or (old > 0) == (qty > 0):
+        # Opening or increasing: weighted average of the entry prices.
+        pos.avg_price = (abs(old) * pos.avg_price + abs(qty) * px) / abs(new)
+    else:
+        # Reducing, closing or flipping.
+        closed = min(abs(qty), abs(old))
+        direction = 1 if old > 0 else -1
+        realized = (px - pos.avg_price) * closed * direction
+        if new == 0:
+            pos.avg_price = _ZERO
+        elif (new > 0) != (old > 0):
+            pos.avg_price = px  # flipped: the remainder opened at this fill's price
+    pos.quantity = new
+    realized -= fill.fee
+    pos.realized_pnl += realized
+    pos.fills += 1
+    return realized
+
+
+def unrealized_pnl(pos: Position, last: Decimal) -> Decimal:
+    """``pos``'s unrealised PnL at the price ``last`` (0 when flat)."""
+    return (last - pos.avg_price) * pos.quantity if pos.quantity else _ZERO
+
+
 class Portfolio:
     """The ledger's live account: apply fills and marks, then take snapshots."""
 
@@ -106,31 +138,11 @@ class Portfolio:
     def apply_fill(self, fill: OrderFilled) -> None:
         """Apply one execution to cash, the position and realised PnL."""
         with localcontext(prec=PRECISION):
-            qty = fill.last_qty if fill.side is Side.BUY else -fill.last_qty
             px = fill.last_px
             pos = self._positions.get(fill.instrument_id)
             if pos is None:
                 pos = self._positions[fill.instrument_id] = Position(fill.instrument_id)
-
-            realized = _ZERO
-            old = pos.quantity
-            new = old + qty
-            if old == 0 or (old > 0) == (qty > 0):
-                # Opening or increasing: weighted average of the entry prices.
-                pos.avg_price = (abs(old) * pos.avg_price + abs(qty) * px) / abs(new)
-            else:
-                # Reducing, closing or flipping.
-                closed = min(abs(qty), abs(old))
-                direction = 1 if old > 0 else -1
-                realized = (px - pos.avg_price) * closed * direction
-                if new == 0:
-                    pos.avg_price = _ZERO
-                elif (new > 0) != (old > 0):
-                    pos.avg_price = px  # flipped: the remainder opened at this fill's price
-            pos.quantity = new
-            realized -= fill.fee
-            pos.realized_pnl += realized
-            pos.fills += 1
+            realized = apply_to_position(pos, fill)
 
             notional = fill.last_qty * px
             self._cash += -notional if fill.side is Side.BUY else notional
@@ -168,7 +180,7 @@ class Portfolio:
             for instrument_id in sorted(self._positions):
                 pos = self._positions[instrument_id]
                 last = self._last[instrument_id][0]  # every position has had at least a fill price
-                upnl = (last - pos.avg_price) * pos.quantity if pos.quantity else _ZERO
+                upnl = unrealized_pnl(pos, last)
                 value = pos.quantity * last
                 market_value += value
                 unrealized += upnl
