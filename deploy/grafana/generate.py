@@ -12,9 +12,9 @@ fresh generation, and checks every PromQL expression against the metrics the ser
 * Thresholds that mirror an alert (drawdown near/over the limit, reject ratio, data staleness,
   consumer backlog, restarts) are read from ``deploy/prometheus/rules/*.yml``, so a dashboard turns
   orange or red where the alert fires.
-* What the issue asks for but no service exports yet (slippage, per-strategy PnL and positions) is a
-  text panel naming the metric it waits for (``NOT_EXPORTED``); the test fails once the metric
-  exists, so the note is replaced by the real panel.
+* What a dashboard should show but no service exports yet is a text panel naming the metric it waits
+  for (``NOT_EXPORTED``, empty now); the test fails once the metric exists, so the note is replaced
+  by the real panel.
 
 Usage::
 
@@ -66,28 +66,10 @@ GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
 #: The threshold of "anything at all" (errors, rejects, dead letters: bars turn red above it).
 ANY = 1e-9
 
-#: Panels the issue asks for whose metric no service exports yet: title -> (metrics it needs, what).
-NOT_EXPORTED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
-    "strategies": {
-        "Per-strategy positions and PnL": (
-            (
-                "tradewire_ledger_strategy_position_notional_value",
-                "tradewire_ledger_strategy_realized_pnl_value",
-                "tradewire_ledger_strategy_unrealized_pnl_value",
-            ),
-            "The ledger exports positions per instrument and PnL for the whole portfolio; fills carry their "
-            "strategy, so per-strategy gauges (label `strategy`) can be added there.",
-        ),
-    },
-    "execution": {
-        "Slippage": (
-            ("tradewire_execution_fill_slippage_ratio",),
-            "Execution does not export slippage yet. The paper venue knows each fill's price and the price "
-            "before slippage; a histogram of the difference (a fraction of the price, signed against the "
-            "trader, label `venue`) would fill this panel.",
-        ),
-    },
-}
+#: Panels whose metric no service exports yet: dashboard -> title -> (metrics it needs, what). Each
+#: becomes a ``note`` until the metric exists. (Slippage and the per-strategy positions and PnL, the
+#: last ones, are exported now.)
+NOT_EXPORTED: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {}
 
 
 # --- what the dashboards depend on: the datasource and the alert thresholds ------------------------
@@ -460,7 +442,7 @@ def overview(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
 def strategies(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     b = Board(
         "tradewire-strategies", "Tradewire / Strategies",
-        "Signals, errors and latency per strategy; positions per instrument and portfolio PnL.", ds,
+        "Signals, errors and latency per strategy; positions and PnL per instrument, per strategy and in total.", ds,
     )
     b.variable("strategy", "Strategy", "tradewire_signals_signals_total", "Strategies (signals' strategy label)")
     b.variable("instrument", "Instrument", "tradewire_ledger_position_notional_value", "Instruments held (ledger)")
@@ -502,7 +484,23 @@ def strategies(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
         [Q("tradewire_ledger_realized_pnl_value", "realised"),
          Q("tradewire_ledger_unrealized_pnl_value", "unrealised")],
     )
-    b.panel(note("strategies", "Per-strategy positions and PnL", w=24, h=5))
+    b.panel(
+        graph("Positions per strategy",
+              "Signed position notional (quantity × last price) per strategy and instrument, from the fills each "
+              "strategy's orders got (ledger).", MONEY, legend_table=True),
+        [Q(f'tradewire_ledger_strategy_position_notional_value{{{s}, instrument=~"$instrument"}}',
+           "{{strategy}} {{instrument}}")],
+    )
+    b.panel(
+        graph("PnL per strategy",
+              "Realised (fees included) and unrealised PnL per strategy at the portfolio's last prices. Strategies "
+              "holding the same instrument each keep their own position, so only their totals add up to the "
+              "portfolio's PnL.", MONEY, legend_table=True),
+        [Q(f"tradewire_ledger_strategy_realized_pnl_value{{{s}}} + tradewire_ledger_strategy_unrealized_pnl_value"
+           f"{{{s}}}", "{{strategy}} total"),
+         Q(f"tradewire_ledger_strategy_realized_pnl_value{{{s}}}", "{{strategy}} realised"),
+         Q(f"tradewire_ledger_strategy_unrealized_pnl_value{{{s}}}", "{{strategy}} unrealised")],
+    )
     return b.json()
 
 
@@ -563,7 +561,14 @@ def execution(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
         [Q(quantile(q, "tradewire_execution_order_round_trip_seconds", "venue", f"{{{v}}}"), f"{{{{venue}}}} p{p}")
          for q, p in ((0.5, 50), (0.95, 95), (0.99, 99))],
     )
-    b.panel(note("execution", "Slippage"))
+    b.panel(
+        graph("Slippage",
+              "Each fill's price against the last bar close when its order arrived at execution, a fraction of it: "
+              "positive is worse for the trader (a BUY above, a SELL below), negative better (limit orders). "
+              "Median, 95th and 5th percentile per venue.", RATIO),
+        [Q(quantile(q, "tradewire_execution_fill_slippage_ratio", "venue", f"{{{v}}}"), f"{{{{venue}}}} p{p}")
+         for q, p in ((0.5, 50), (0.95, 95), (0.05, 5))],
+    )
     b.panel(
         graph("Open orders per venue", "Orders working at each venue.", COUNT),
         [Q(f"sum by (venue) (tradewire_execution_open_orders{{{v}}})", "{{venue}}")],
@@ -579,7 +584,7 @@ def execution(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
 def system(ds: dm.DataSourceRef, limits: AlertLimits) -> dict[str, Any]:
     b = Board(
         "tradewire-system", "Tradewire / System",
-        "Readiness, restarts, throughput, lag, dead letters and process resources of the five services.", ds,
+        "Readiness, restarts, throughput, lag, dead letters and process resources of the services.", ds,
     )
     b.variable("service", "Service", 'up{job=~"tradewire-.+"}', "Tradewire services (scrape target label)")
     b.variable("instrument", "Instrument", "tradewire_signals_market_events_total", "Instruments of the market data")

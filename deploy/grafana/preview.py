@@ -138,6 +138,8 @@ def sample(panel: dict[str, Any], target: dict[str, Any], name: str) -> list[flo
         return [abs(math.sin(i / 14)) * top * (0.6 + 0.4 * i / POINTS) for i in range(POINTS)]
     if "histogram_quantile" in expr:
         q = float(re.findall(r"histogram_quantile\(([0-9.]+)", expr)[0])
+        if "slippage" in expr:  # signed, a few basis points around a small cost
+            return [0.0003 + 0.004 * (q - 0.5) + 0.0002 * (rng.random() - 0.5) for _ in range(POINTS)]
         base = 0.002 if "round_trip" in expr else 0.02
         return [max(0.0005, base * (1 + 6 * q**4) * (1 + 0.25 * rng.random())) for _ in range(POINTS)]
     if "changes(" in expr:  # restarts: one service restarted once

@@ -48,7 +48,7 @@ _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)
 ISSUE_PANELS = {
     "overview": ["Equity", "PnL", "Drawdown", "Exposure", "Trading state", "Kill switch"],
     "strategies": ["Signals per strategy", "Positions per instrument", "PnL, all strategies",
-                   "Per-strategy positions and PnL"],
+                   "Positions per strategy", "PnL per strategy"],
     "execution": ["Fills per venue", "Slippage", "Order round-trip latency per venue", "Rejects per venue"],
     "system": ["Messages in per service", "Messages out per service", "Market data lag", "JetStream consumer backlog",
                "Dead letters", "Restarts in the last 30 minutes"],
@@ -370,8 +370,9 @@ def test_each_dashboard_has_the_panels_the_issue_lists(stem: str) -> None:
 
 
 def test_panels_that_wait_for_a_metric_are_notes_naming_metrics_no_service_exports_yet() -> None:
-    """Slippage and per-strategy PnL/positions are not exported: the dashboards say so. Once a service
-    exports one of these, this fails: replace the note with the real panel (and drop NOT_EXPORTED)."""
+    """A panel whose metric no service exports yet is a note saying so (none today: slippage and the
+    per-strategy positions and PnL were the last). Once a service exports one, this fails: replace the
+    note with the real panel (and drop its NOT_EXPORTED entry)."""
     index = series_index()
     notes = {(stem, p["title"]) for stem, d in DASHBOARDS.items() for p in panels(d) if p["type"] == "text"}
     expected = {(stem, title) for stem, entries in generate.NOT_EXPORTED.items() for title in entries}

@@ -91,6 +91,7 @@ from tradewire_execution.exits import ExitEmulator
 from tradewire_execution.paper import PaperVenue
 from tradewire_execution.paper_brackets import is_exit_order
 from tradewire_execution.paper_state import VenueState
+from tradewire_execution.slippage import ArrivalSlippage
 from tradewire_execution.venue import CAP_BRACKET, VenueAdapter
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ class ExecutionService(Service):
             "order_round_trip_seconds", "From risk issuing a SubmitOrder to the venue's answer being published",
             ("venue",), buckets=LATENCY_BUCKETS,
         )
+        #: each fill against the last bar close when its order arrived (tradewire_execution_fill_slippage_ratio)
+        self.slippage = ArrivalSlippage(m, self.venues)
         for venue_name in self.venues:  # at 0 from the start, so the reject ratio sees the first ones
             self.commands_in.labels(venue_name, "submit")
             self.orders.labels(venue_name, "rejected")
@@ -277,6 +280,7 @@ class ExecutionService(Service):
         emulator = self.exits.get(venue)
         if emulator is not None:
             emulator.observe(events)
+        self.slippage.observe(venue, events)
         for event in events:
             await self.bus.publish(subjects.order_event(event.strategy_id), event)
             self.events_out.labels(venue, type(event).__name__).inc()
@@ -342,6 +346,7 @@ class ExecutionService(Service):
             return
         now = self.clock.now_ns()
         async with self._lock:
+            self.slippage.on_bar(bar)  # the arrival price of orders from now on
             await self.publish_events(venue_name, await venue.on_bar(bar, now))
             emulator = self.exits.get(venue_name)
             if emulator is not None and (emulator.on_bar(bar) or emulator.pending()):

@@ -38,6 +38,7 @@ from tradewire_common.schemas import (
 from tradewire_common.service import Service
 from tradewire_ledger.accounting import Portfolio
 from tradewire_ledger.store import LedgerStore, open_store
+from tradewire_ledger.strategy_book import StrategyMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +89,8 @@ class LedgerService(Service):
         self.portfolio_metrics = PortfolioMetrics(m, lc.starting_cash)
         self.tick_to_order = TickToOrder(m)
         self.reconciler = OrderReconciler(m)
+        #: positions and PnL per strategy (gauges), from the same fills as the portfolio
+        self.strategy_metrics = StrategyMetrics(m)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store call: in a worker thread (services), or inline (backtests, where the
@@ -107,6 +110,7 @@ class LedgerService(Service):
         fills = await self._db(self.store.load_fills)
         lc = self.config.ledger
         self.portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, fills)
+        self.strategy_metrics.rebuild(fills)
         self._applied = {(f.client_order_id, f.trade_id) for f in fills}
         log.info("ledger open: %d fills replayed into the portfolio", len(fills))
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
@@ -146,6 +150,7 @@ class LedgerService(Service):
             if key not in self._applied:
                 self._applied.add(key)
                 self.portfolio.apply_fill(message)
+                self.strategy_metrics.apply_fill(message)
                 if self.first_fill_wall_s is None:
                     self.first_fill_wall_s = time.time()
                 await self.publish_snapshot()
@@ -201,6 +206,7 @@ class LedgerService(Service):
         self.unrealized.set(float(snap.unrealized_pnl))
         self.exposure.set(float(snap.gross_exposure))
         self.portfolio_metrics.update(snap)
+        self.strategy_metrics.update(self.portfolio.last_price)
 
     async def summary(self) -> dict[str, Any]:
         def count(kind: str) -> int:
