@@ -84,3 +84,9 @@ def test_long_short_whole_units_and_stops_run_in_both_modes(mode: str, capsys: p
     long_only = _run(capsys, "--data", str(GOOG), "--strategy", "sma_cross", "--sizing", "all-in", "--mode", mode,
                      "--json")
     assert int(summary["trades"]) > int(long_only["trades"])  # type: ignore[call-overload]
+
+
+def test_the_summary_carries_the_backtested_period_for_the_promotion_gate(capsys: pytest.CaptureFixture[str]) -> None:
+    summary = _run(capsys, "--data", str(GOOG), "--sizing", "all-in", "--mode", "vector", "--json")
+    assert summary["start_ns"] == 1092873600000000000  # 2004-08-19, GOOG.csv's first row
+    assert int(summary["end_ns"]) > int(summary["start_ns"])  # type: ignore[call-overload]

@@ -46,6 +46,9 @@ def run_backtest(spec: BacktestSpec, *, mode: str = "event", report: Path | None
         "strategy": spec.strategy,
         "data": str(spec.data),
         "bars": bars,
+        #: The period (first and last bar open time, ns), so a promotion gate can compare like with like.
+        "start_ns": int(ts[0]) if len(ts) else None,
+        "end_ns": int(ts[-1]) if len(ts) else None,
         "trades": len(trades),
         "final_equity": final_equity,
         "total_return": final_equity / float(spec.cash) - 1.0,
