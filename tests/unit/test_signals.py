@@ -29,7 +29,7 @@ from tradewire_common import subjects
 from tradewire_common.bus import Envelope, MemoryBroker, MemoryBus
 from tradewire_common.config import Config, SignalsConfig, StrategyConfig
 from tradewire_common.ids import derive_id
-from tradewire_common.schemas import Bar, Message, Side, Signal, StrategyError
+from tradewire_common.schemas import Bar, Message, OrderType, Side, Signal, StrategyError, TimeInForce
 from tradewire_signals.service import SignalsService
 from tradewire_signals.sma_cross import SmaCross, SmaCrossParams
 from tradewire_signals.strategy import Intent, Strategy, StrategyParams, build_strategy, register
@@ -482,3 +482,28 @@ async def test_the_same_bar_twice_yields_the_same_signal_id_and_the_stream_keeps
     first, again = harness.seen.signals("steady")  # the core subscriber sees both publishes
     assert first.id == again.id
     assert len(harness.broker.streams["TW_SIGNALS"].messages) == 1
+
+
+@register("test_limit_with_exits")
+class LimitWithExits(Strategy[EveryBarParams]):
+    """Asks for a limit entry 1% under the close with its own bracket and time stop."""
+
+    params_type = EveryBarParams
+
+    def on_bar(self, bar: Bar) -> Intent | None:
+        return Intent(Side.BUY, 0.5, "dip", order_type=OrderType.LIMIT, limit_price=bar.close * Decimal("0.99"),
+                      time_in_force=TimeInForce.DAY, stop_loss_pct=Decimal("0.02"),
+                      take_profit_pct=Decimal("0.04"), trailing_stop_pct=Decimal("0.03"), time_stop_s=3600)
+
+
+async def test_a_strategy_sets_its_order_type_and_exits_on_the_signal() -> None:
+    harness = await start_harness(strategy_config("lim", "test_limit_with_exits", {}))
+    try:
+        await harness.send([flat_bar(0, "100")])
+    finally:
+        await harness.close()
+    [signal] = harness.seen.signals("lim")
+    assert (signal.order_type, signal.limit_price, signal.time_in_force) == (
+        OrderType.LIMIT, Decimal("99.00"), TimeInForce.DAY)
+    assert (signal.stop_loss_pct, signal.take_profit_pct, signal.trailing_stop_pct, signal.time_stop_s) == (
+        Decimal("0.02"), Decimal("0.04"), Decimal("0.03"), 3600)

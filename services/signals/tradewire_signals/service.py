@@ -80,6 +80,14 @@ class SignalsService(Service):
                     target=intent.target,
                     win_probability=intent.win_probability,
                     payoff_ratio=intent.payoff_ratio,
+                    stop_loss_pct=intent.stop_loss_pct,
+                    take_profit_pct=intent.take_profit_pct,
+                    trailing_stop_pct=intent.trailing_stop_pct,
+                    time_stop_s=intent.time_stop_s,
+                    order_type=intent.order_type,
+                    limit_price=intent.limit_price,
+                    trigger_price=intent.trigger_price,
+                    time_in_force=intent.time_in_force,
                 )
                 # the constructor checks values but not types: make sure it is a valid wire message
                 schemas.decode_as(schemas.encode(signal), Signal)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import msgspec
 
 from tradewire_common.config import StrategyConfig
-from tradewire_common.schemas import Bar, Side
+from tradewire_common.schemas import Bar, OrderType, Side, TimeInForce
 
 #: A decimal context for exact sums, differences and products of prices (``localcontext(EXACT)``):
 #: the default context rounds to 28 significant digits, which can make two different sums equal
@@ -44,6 +44,16 @@ class Intent:
     target: Decimal | None = None
     win_probability: float | None = None
     payoff_ratio: Decimal | None = None
+    #: Exits for the entry (fractions of the entry price; seconds for the time stop); None = risk's defaults.
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    trailing_stop_pct: Decimal | None = None
+    time_stop_s: int | None = None
+    #: How to enter or exit (market by default); see ``Signal``.
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
 
 
 class Strategy(abc.ABC, Generic[P]):
