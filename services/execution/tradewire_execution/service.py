@@ -73,6 +73,7 @@ from tradewire_common.ids import derive_id, split_instrument_id
 from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.metrics_orders import order_status
 from tradewire_common.schemas import (
+    Alert,
     Bar,
     CancelOrder,
     ExecutionWatermark,
@@ -88,11 +89,13 @@ from tradewire_common.schemas import (
 from tradewire_common.service import Service
 from tradewire_common.trading_state import GLOBAL, STRATEGY_PREFIX, VENUE_PREFIX, is_flatten_order, permits
 from tradewire_execution.exits import ExitEmulator
+from tradewire_execution.live.base import LiveVenueAdapter
 from tradewire_execution.paper import PaperVenue
 from tradewire_execution.paper_brackets import is_exit_order
 from tradewire_execution.paper_state import VenueState
 from tradewire_execution.slippage import ArrivalSlippage
 from tradewire_execution.venue import CAP_BRACKET, VenueAdapter
+from tradewire_execution.venues import build_adapter
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +120,11 @@ def exits_key(venue: str) -> str:
 
 
 def build_venue(name: str, adapter: str, config: Config) -> VenueAdapter:
-    if adapter == "paper":
-        return PaperVenue(name, config.execution.paper)
-    raise ValueError(f"execution.venues: unknown adapter {adapter!r} for {name}")
+    """The adapter of the configured venue ``name`` (``tradewire_execution.venues.build_adapter``)."""
+    for venue in config.execution.venues:
+        if venue.name == name:
+            return build_adapter(venue, config)
+    raise ValueError(f"execution.venues: no venue {name!r}")
 
 
 class ExecutionService(Service):
@@ -169,8 +174,10 @@ class ExecutionService(Service):
 
     async def on_start(self) -> None:
         for name, venue in self.venues.items():  # every venue's state is back before any message
-            if isinstance(venue, PaperVenue):
+            if isinstance(venue, PaperVenue | LiveVenueAdapter):  # live: orders in flight, tracked ids
                 await self.load_venue_state(name, venue)
+            if isinstance(venue, LiveVenueAdapter):  # its stream, polling and reconciliation publish through us
+                venue.attach(self)
             if name in self.exits:
                 await self.load_exits(name)
         for name, venue in self.venues.items():
@@ -383,6 +390,12 @@ class ExecutionService(Service):
     async def on_trading_state_changed(self, change: TradingStateChanged) -> None:
         if change.state is TradingState.HALTED:
             await self.cancel_for_halt(change.scope, change.reason, change.id)
+        venue = self.venues.get(change.scope.removeprefix(VENUE_PREFIX)) if change.scope.startswith(VENUE_PREFIX) \
+            else None
+        if isinstance(venue, LiveVenueAdapter) and change.state is TradingState.ACTIVE and venue.reducing_reason:
+            venue.clear_reducing()  # a person released the venue after a reconciliation mismatch
+            async with self._lock:
+                await self.save_venue_state(venue.name)
 
     async def cancel_for_halt(self, scope: str, reason: str, correlation_id: str) -> int:
         """Cancel the open orders a HALTED ``scope`` covers (not ``tw-fl-`` closing orders nor bracket
@@ -433,6 +446,8 @@ class ExecutionService(Service):
                 out.append((order.client_order_id, order.strategy_id, order.instrument_id,
                             max(ts if ts is not None else 0, order.ts_event)))
             return out
+        if isinstance(venue, LiveVenueAdapter):  # it knows each order's strategy and instrument
+            return [c for c in venue.cancellable(strategy) if not is_flatten_order(c[0]) and not is_exit_order(c[0])]
         if strategy is not None:
             return []
         now = self.clock.now_ns()
@@ -449,6 +464,33 @@ class ExecutionService(Service):
         if not self.venue_connected.get(name, True):
             await self.report_venue_status(name, True, "an adapter call succeeded")
         return events
+
+    # --- host of the live adapters (tradewire_execution.live.base.AdapterHost) -----------------------------
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The lock every venue call and publish runs under (live adapters' own tasks take it too)."""
+        return self._lock
+
+    async def adapter_events(self, venue: str, events: Sequence[OrderEvent]) -> None:
+        """Events a live adapter learnt by itself (stream, polling, in-flight resolution, reconciliation); the
+        caller holds the lock. Published like a command's events, then the adapter's state is saved."""
+        await self.publish_events(venue, events)
+        await self.save_venue_state(venue)
+        await self.save_exits(venue)
+
+    async def adapter_state_changed(self, venue: str) -> None:
+        """Save a live adapter's state now (an order is journaled before its create is sent)."""
+        await self.save_venue_state(venue)
+
+    async def adapter_status(self, venue: str, connected: bool, reason: str) -> None:
+        await self.report_venue_status(venue, connected, reason)
+
+    async def adapter_alert(self, venue: str, severity: str, title: str, body: str) -> None:
+        now = self.clock.now_ns()
+        await self.bus.publish(subjects.alert(severity), Alert(
+            id=derive_id("venue-alert", venue, title, body), ts_event=now, ts_init=now, severity=severity,
+            title=title[:200], body=body[:2000], source="execution"))
 
     async def report_venue_status(self, name: str, connected: bool, reason: str = "") -> None:
         """Record a venue's connection and publish a ``VenueStatus`` when it changed."""

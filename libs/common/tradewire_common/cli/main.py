@@ -14,6 +14,8 @@ from tradewire_common.config import Config, ConfigError, config_to_toml_dict, lo
 from tradewire_common.registry import SERVICE_NAMES
 
 DEFAULT_CONFIG = Path("config/tradewire.toml")
+#: Set for the execution process by ``--live`` only (read by ``tradewire_execution.live.guard``).
+LIVE_ENV = "TRADEWIRE_LIVE"
 
 
 def _config_path(arg: str | None) -> str | None:
@@ -41,11 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--json", action="store_true", help="with --exit-after-replay: one JSON summary line")
     up.add_argument("--run-dir", type=Path, help="where NATS data, the ledger and logs go (default var/runs/…)")
     up.add_argument("--timeout", type=float, default=1800.0, help="max seconds to wait for the replay")
+    up.add_argument("--live", action="store_true",
+                    help="arm live trading: execution venues with mode = 'live' place real orders")
 
     run = sub.add_parser("run", help="run one service (what a container runs)")
     run.add_argument("service", choices=SERVICE_NAMES)
     run.add_argument("--nats", default="", help="broker URL (default: bus.url from config)")
     run.add_argument("--config")
+    run.add_argument("--live", action="store_true",
+                     help="arm live trading (execution): venues with mode = 'live' place real orders")
 
     st = sub.add_parser("status", help="readiness of each service and the trading state")
     st.add_argument("--json", action="store_true")
@@ -110,13 +116,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tradewire_common.runner import run_service
 
         config, _ = _load(args.config)
+        # Only the flag arms live trading: TRADEWIRE_LIVE carries it to the execution service
+        # (tradewire_execution.live.guard) and is cleared when the flag is absent, whatever the environment said.
+        if args.live:
+            os.environ[LIVE_ENV] = "1"
+        else:
+            os.environ.pop(LIVE_ENV, None)
         return asyncio.run(run_service(args.service, config, nats_url=args.nats))
     if args.command == "up":
         from tradewire_common.cli.up import run_up
 
         config, path = _load(args.config)
         return run_up(config, path, nats_url=args.nats, exit_after_replay=args.exit_after_replay,
-                      as_json=args.json, run_dir=args.run_dir, timeout=args.timeout)
+                      as_json=args.json, run_dir=args.run_dir, timeout=args.timeout, live=args.live)
     if args.command == "status":
         from tradewire_common.cli.control import status
 

@@ -37,6 +37,9 @@ MAX_RESTARTS = 5
 #: risk rebuilds its context (open orders, fills, equity) from the ledger at start; ``tradewire up`` points it
 #: at this run's ledger unless ``risk.ledger_url`` is configured.
 RISK_LEDGER_URL_ENV = f"{ENV_PREFIX}RISK__LEDGER_URL"
+#: Execution's live venues reconcile with this run's ledger and ask this run's risk to set a venue REDUCING.
+EXECUTION_LEDGER_URL_ENV = f"{ENV_PREFIX}EXECUTION__LEDGER_URL"
+EXECUTION_RISK_URL_ENV = f"{ENV_PREFIX}EXECUTION__RISK_URL"
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Supervisor:
     run_dir: Path
     nats_url: str = ""
     quiet: bool = False
+    #: ``--live``: the execution process gets ``--live`` (venues with ``mode = "live"`` place real orders).
+    live: bool = False
     children: dict[str, Child] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     embedded: EmbeddedNats | None = None
@@ -98,6 +103,8 @@ class Supervisor:
         env.setdefault("TRADEWIRE__LEDGER__PATH", str(self.run_dir / "ledger.db"))
         for name in START_ORDER:
             args = [sys.executable, "-m", "tradewire_common.cli.main", "run", name, "--nats", self.nats_url]
+            if self.live and name == "execution":
+                args.append("--live")
             if self.config_path:
                 args += ["--config", self.config_path]
             child = Child(name, args, self.child_env(env, name), self.run_dir / "logs" / f"{name}.log")
@@ -135,6 +142,12 @@ class Supervisor:
             env[PASSWORD_ENV] = password
         if name == "risk" and not self.config.risk.ledger_url and not env.get(RISK_LEDGER_URL_ENV):
             env[RISK_LEDGER_URL_ENV] = self.url("ledger")
+        if name == "execution":  # live venues reconcile with the ledger and escalate mismatches to risk
+            ex = self.config.execution
+            for key, url, configured in ((EXECUTION_LEDGER_URL_ENV, self.url("ledger"), ex.ledger_url),
+                                         (EXECUTION_RISK_URL_ENV, self.url("risk"), ex.risk_url)):
+                if not configured and not env.get(key):
+                    env[key] = url
         return env
 
     def write_endpoints(self, env: dict[str, str]) -> None:
@@ -248,10 +261,10 @@ def new_run_dir(base: Path) -> Path:
 
 def run_up(
     config: Config, config_path: str | None, *, nats_url: str, exit_after_replay: bool, as_json: bool,
-    run_dir: Path | None, timeout: float,
+    run_dir: Path | None, timeout: float, live: bool = False,
 ) -> int:
     supervisor = Supervisor(config, config_path, run_dir or new_run_dir(Path("var")), nats_url=nats_url,
-                            quiet=False)
+                            quiet=False, live=live)
     interrupted = False
 
     def on_sigterm(_signum: int, _frame: object) -> None:
