@@ -26,7 +26,7 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 from tradewire_common import subjects
-from tradewire_common.bus.base import Bus, Handler, Outcome, Responder, Subscription
+from tradewire_common.bus.base import Bus, Handler, Outcome, Responder, Subscription, _retry_key
 from tradewire_common.ids import new_id
 from tradewire_common.nats_auth import ClientAuth, client_auth_from_env
 
@@ -47,6 +47,26 @@ _RETRYABLE = (
 DUPLICATE_WINDOW_S = 120.0
 #: Longest pause between two attempts of a JetStream publish.
 MAX_RETRY_DELAY_S = 0.5
+
+
+class _RecentSequences:
+    """The stream sequences a durable subscription of this process received, the latest ``limit``.
+
+    A redelivery (after a lost ack, a consumer leader change) of one of them was handled here already;
+    one not among them never reached this process."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._seqs: dict[int, None] = {}  # insertion-ordered: the oldest is evicted first
+
+    def add(self, seq: int) -> bool:
+        """Remember ``seq``; True if it is new."""
+        if seq in self._seqs:
+            return False
+        self._seqs[seq] = None
+        if len(self._seqs) > self.limit:
+            del self._seqs[next(iter(self._seqs))]
+        return True
 
 
 class _NatsSub(Subscription):
@@ -265,11 +285,18 @@ class NatsBus(Bus):
 
         spec = subjects.stream_for_pattern(subject)
         assert spec is not None
+        seen = _RecentSequences()
 
         async def on_durable(msg: Msg) -> None:
             delivery = msg.metadata.num_delivered if msg.metadata else 1
             if durable and msg.metadata is not None and msg.metadata.num_pending is not None:
                 self.metrics.set_consumer_pending(durable, msg.metadata.num_pending)
+            seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else None
+            if seq is not None and seen.add(seq) and delivery > 1:
+                # Delivered before, but never to this process: lost in flight when the consumer's
+                # leader died (the new leader redelivers after ack_wait), or taken by a process that
+                # stopped before acking it. Count it as consumed once acked, like a retried message.
+                self._retrying.add(_retry_key(subject, msg.subject, msg.data, msg.headers or {}))
             outcome = await self.dispatch(
                 subject, handler, msg.subject, msg.data, msg.headers, delivery, durable=True
             )
