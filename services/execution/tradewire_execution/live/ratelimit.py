@@ -84,10 +84,13 @@ class TokenBucket:
                 if self.rate <= 0:
                     return
                 self._refill(now)
-                if self._tokens >= cost:
-                    self._tokens -= cost
-                    return
-                await self._wait((cost - self._tokens) / self.rate)
+                if self._tokens < cost:  # wait exactly for what is missing (no float-resolution spinning)
+                    await self._wait((cost - self._tokens) / self.rate)
+                    self._refill(self._clock())
+                    if self._clock() < self._blocked_until:
+                        continue  # a Retry-After arrived meanwhile
+                self._tokens = max(0.0, self._tokens - cost)
+                return
 
     async def _wait(self, seconds: float) -> None:
         self.waited_s += seconds
