@@ -25,12 +25,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import nats
+import nats.errors
+import nats.js.api
+import nats.js.errors
 
 from tradewire_common.cli.embedded_nats import nats_server_binary
 
@@ -181,6 +185,7 @@ class NatsCluster:
                 node.launch()
             try:
                 self.wait_healthy()
+                self.wait_placement()
                 return
             except _NodeExited:
                 self.stop()
@@ -226,6 +231,34 @@ class NatsCluster:
                 sick = [n.name for n in nodes if not n.healthy()]
                 raise TimeoutError(f"nodes not healthy after {timeout:g}s: {', '.join(sick)}; see {self.root}")
             time.sleep(0.1)
+
+    def wait_placement(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Wait until a stream with a replica on every node can be created (``/healthz`` answers ok
+        before the meta leader has heard from every peer: "no suitable peers for placement")."""
+
+        async def probe() -> None:
+            nc = await nats.connect(servers=self.urls, allow_reconnect=False)
+            try:
+                js = nc.jetstream(timeout=5.0)
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
+                config = nats.js.api.StreamConfig(name="CLUSTER_READY_PROBE", subjects=["cluster.ready.probe"],
+                                                  storage=nats.js.api.StorageType.MEMORY, num_replicas=self.size)
+                while True:
+                    try:
+                        await js.add_stream(config)
+                        break
+                    except (nats.js.errors.APIError, nats.errors.TimeoutError) as exc:
+                        if loop.time() >= deadline:
+                            raise TimeoutError(f"cluster cannot place an R{self.size} stream: {exc}") from exc
+                        await asyncio.sleep(0.1)
+                await js.delete_stream("CLUSTER_READY_PROBE")
+            finally:
+                await nc.close()
+
+        # in a thread of its own, so that it works from synchronous and asynchronous callers alike
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, probe()).result()
 
     # --- addresses ----------------------------------------------------------------------------
     @property
