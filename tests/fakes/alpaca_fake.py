@@ -214,6 +214,8 @@ class AlpacaFake:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self.bad_auth = 0
         self.trade_updates: list[dict[str, Any]] = []
+        #: FILL account activities (``/v2/account/activities/FILL``), oldest first
+        self.activities: list[dict[str, Any]] = []
         self._trading_clients: list[WebSocket] = []
         self._data_clients: dict[WebSocket, dict[str, set[str]]] = {}
         self._exec_ids = itertools.count(1)
@@ -328,6 +330,14 @@ class AlpacaFake:
         self.positions[order.symbol] = (held + signed, cost + signed * price)
         self.cash -= signed * price
         exec_id = str(uuid.UUID(int=next(self._exec_ids)))
+        stamp = datetime.now(UTC)
+        self.activities.append({
+            "id": stamp.strftime("%Y%m%d%H%M%S") + f"{stamp.microsecond // 1000:03d}::{exec_id}",
+            "activity_type": "FILL", "transaction_time": stamp.isoformat().replace("+00:00", "Z"),
+            "type": "fill" if done else "partial_fill", "price": str(price), "qty": _num(qty), "side": order.side,
+            "symbol": order.symbol, "leaves_qty": _num(order.qty - order.filled_qty), "order_id": order.id,
+            "cum_qty": _num(order.filled_qty), "order_status": order.status,
+        })
         await self._update("fill" if done else "partial_fill", order, execution_id=exec_id, price=str(price),
                            qty=_num(qty), position_qty=_num(held + signed))
         if done:
@@ -503,6 +513,17 @@ class AlpacaFake:
                     "qty_available": _num(abs(qty)),
                 })
             return JSONResponse(out)
+
+        @app.get("/v2/account/activities/FILL")
+        async def fill_activities(after: str | None = None, direction: str = "desc", page_size: int = 100,
+                                  page_token: str | None = None) -> Response:
+            rows = [a for a in self.activities if after is None or a["transaction_time"] > after.replace("+00:00", "Z")]
+            if direction == "desc":
+                rows.reverse()
+            if page_token is not None:  # the id of the last activity of the previous page
+                ids = [a["id"] for a in rows]
+                rows = rows[ids.index(page_token) + 1:] if page_token in ids else []
+            return JSONResponse(rows[:page_size])
 
         @app.get("/v2/account")
         async def account() -> Response:

@@ -110,6 +110,8 @@ CLOSED_KEPT = 5000
 CLOSED_ORDERS_KEPT = 200
 #: Creates sent again after the venue said it did not process them (429), before rejecting.
 NOT_SENT_RETRIES = 3
+#: With the order stream up, the open orders are still polled every this many maintenance rounds.
+STREAM_POLL_EVERY = 10
 #: Query retries after a rate-limit answer.
 QUERY_RETRIES = 3
 ZERO = Decimal(0)
@@ -818,11 +820,14 @@ class LiveVenueAdapter(VenueAdapter):
                 await self.poll_once()  # what happened while it was down
 
     async def _maintain_forever(self) -> None:
+        rounds = 0
         while True:
             await asyncio.sleep(self.poll_interval_s)
+            rounds += 1
             try:
                 await self.resolve_in_flight()
-                if not self.stream_up:
+                # while the stream is up, a slower poll still catches what it missed (e.g. before it subscribed)
+                if not self.stream_up or rounds % STREAM_POLL_EVERY == 0:
                     await self.poll_once()
             except asyncio.CancelledError:
                 raise
