@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from msgspec import Meta
 
@@ -13,6 +13,42 @@ from tradewire_common.schemas.base import DenyReason, Liquidity, Message, OrderT
 
 #: The exit fields that are fractions of the entry price (``SubmitOrder``, ``Signal``).
 EXIT_FRACTIONS = ("stop_loss_pct", "take_profit_pct", "trailing_stop_pct")
+
+
+class _OrderShape(Protocol):
+    @property
+    def order_type(self) -> OrderType: ...
+    @property
+    def limit_price(self) -> Decimal | None: ...
+    @property
+    def trigger_price(self) -> Decimal | None: ...
+    @property
+    def time_stop_s(self) -> int | None: ...
+
+
+def check_order_shape(message: _OrderShape, what: str) -> None:
+    """The checks ``SubmitOrder`` and ``Signal`` share: prices that fit the order type (a limit
+    price exactly for LIMIT/STOP_LIMIT, a trigger price exactly for STOP_*, both positive) and exits
+    within range. ``what`` names the message in errors ("order", "signal")."""
+    kind = message.order_type
+    name = kind.value.lower().replace("_", "-")
+    needs = {"limit_price": kind in (OrderType.LIMIT, OrderType.STOP_LIMIT),
+             "trigger_price": kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)}
+    for field, needed in needs.items():
+        value = getattr(message, field)
+        if needed and value is None:
+            raise ValueError(f"{name} {what} needs {field}")
+        if not needed and value is not None:
+            raise ValueError(f"{name} {what} must not carry {field}")
+        if value is not None:
+            check_positive(value, field)
+    for field in EXIT_FRACTIONS:
+        value = getattr(message, field)
+        if value is not None and not (value.is_finite() and 0 < value < 1):
+            raise ValueError(f"{field} must be a fraction within (0, 1), got {value}")
+    time_stop = message.time_stop_s
+    if time_stop is not None and time_stop <= 0:
+        raise ValueError(f"time_stop_s must be a positive number of seconds, got {time_stop}")
 
 
 class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
@@ -47,26 +83,7 @@ class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
 
     def __post_init__(self) -> None:
         check_positive(self.quantity, "quantity")
-        kind = self.order_type
-        name = kind.value.lower().replace("_", "-")
-        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-            if self.limit_price is None:
-                raise ValueError(f"{name} order needs limit_price")
-            check_positive(self.limit_price, "limit_price")
-        elif self.limit_price is not None:
-            raise ValueError(f"{name} order must not carry limit_price")
-        if kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
-            if self.trigger_price is None:
-                raise ValueError(f"{name} order needs trigger_price")
-            check_positive(self.trigger_price, "trigger_price")
-        elif self.trigger_price is not None:
-            raise ValueError(f"{name} order must not carry trigger_price")
-        for name in EXIT_FRACTIONS:
-            value = getattr(self, name)
-            if value is not None and not (value.is_finite() and 0 < value < 1):
-                raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
-        if self.time_stop_s is not None and self.time_stop_s <= 0:
-            raise ValueError(f"time_stop_s must be a positive number of seconds, got {self.time_stop_s}")
+        check_order_shape(self, "order")
 
 
 class CancelOrder(Message, frozen=True, tag="CancelOrder"):

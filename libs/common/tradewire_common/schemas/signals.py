@@ -10,7 +10,7 @@ from msgspec import Meta
 from tradewire_common.ids import InstrumentId, StrategyId
 from tradewire_common.numbers import check_positive
 from tradewire_common.schemas.base import Message, OrderType, Side, TimeInForce
-from tradewire_common.schemas.orders import EXIT_FRACTIONS
+from tradewire_common.schemas.orders import check_order_shape
 
 
 class Signal(Message, frozen=True, tag="Signal"):
@@ -55,23 +55,7 @@ class Signal(Message, frozen=True, tag="Signal"):
             check_positive(self.payoff_ratio, "payoff_ratio")
         if self.target is not None and not (self.target.is_finite() and -1 <= self.target <= 1):
             raise ValueError(f"target must be within -1..1, got {self.target}")
-        kind = self.order_type
-        needs_limit = kind in (OrderType.LIMIT, OrderType.STOP_LIMIT)
-        needs_trigger = kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
-        for name, needed in (("limit_price", needs_limit), ("trigger_price", needs_trigger)):
-            value = getattr(self, name)
-            if needed and value is None:
-                raise ValueError(f"a {kind.value} signal needs {name}")
-            if not needed and value is not None:
-                raise ValueError(f"a {kind.value} signal must not carry {name}")
-            if value is not None:
-                check_positive(value, name)
-        for name in EXIT_FRACTIONS:
-            value = getattr(self, name)
-            if value is not None and not (value.is_finite() and 0 < value < 1):
-                raise ValueError(f"{name} must be a fraction within (0, 1), got {value}")
-        if self.time_stop_s is not None and self.time_stop_s <= 0:
-            raise ValueError(f"time_stop_s must be a positive number of seconds, got {self.time_stop_s}")
+        check_order_shape(self, "signal")
 
 
 class StrategyError(Message, frozen=True, tag="StrategyError"):
