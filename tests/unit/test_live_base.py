@@ -427,7 +427,8 @@ async def test_reconciliation_applies_a_fill_the_ledger_missed_and_finds_positio
     host = CollectingHost()
     venue.attach(host)
     ledger, escalation = MemoryLedger(), RecordingEscalation()
-    reconciler = Reconciler(venue, ledger=ledger, escalation=escalation, position_keys=venue.position_keys())
+    reconciler = Reconciler(venue, ledger=ledger, escalation=escalation, position_keys=venue.position_keys(),
+                            confirm_delay_s=0)
     await venue.submit(order(), 0)
     venue.trade("tw-order-1", "2", "100", "t1", status="filled")  # while execution was away
     venue.balances = {"BTC": Decimal(2)}
@@ -447,7 +448,7 @@ async def test_reconciliation_adopts_an_order_the_ledger_knows_and_flags_a_stran
     venue.orders["tw-lost"] = VenueOrder(client_order_id="tw-lost", venue_order_id="v9", status="open")
     venue.orders["manual-1"] = VenueOrder(client_order_id="manual-1", venue_order_id="v10", status="open",
                                           symbol="BTCUSDT", side=Side.SELL, quantity=Decimal(3))
-    report = await Reconciler(venue, ledger=ledger, position_keys={}).run()
+    report = await Reconciler(venue, ledger=ledger, position_keys={}, confirm_delay_s=0).run()
     assert report.adopted == ["tw-lost"] and venue.open_orders() == ["tw-lost"]
     assert report.flagged and report.flagged[0].startswith("manual-1")
     assert host.alerts[0][0] == "warning" and "manual-1" in host.alerts[0][2]
@@ -461,7 +462,8 @@ async def test_an_unexplained_position_mismatch_latches_reducing_alerts_and_asks
     ledger, escalation = MemoryLedger(), RecordingEscalation()
     ledger.position_rows = {BTC: Decimal(1)}
     venue.balances = {"BTC": Decimal("1.5")}
-    reconciler = Reconciler(venue, ledger=ledger, escalation=escalation, position_keys=venue.position_keys())
+    reconciler = Reconciler(venue, ledger=ledger, escalation=escalation, position_keys=venue.position_keys(),
+                            confirm_delay_s=0)
     report = await reconciler.run()
     assert report.mismatches == ["BTC: the venue holds 1.5, the ledger 1"]
     assert "mismatch" in venue.reducing_reason
@@ -476,7 +478,7 @@ async def test_a_fill_of_an_order_nobody_knows_is_a_mismatch(venue: ScriptedVenu
     venue.attach(CollectingHost())
     venue.fills["ghost"] = [VenueFill(trade_id="x1", venue_order_id="v77", client_order_id="ghost", side=Side.BUY,
                                       quantity=Decimal(1), price=Decimal(100), ts_ns=venue.wall_ns())]
-    report = await Reconciler(venue, ledger=MemoryLedger(), position_keys={}).run()
+    report = await Reconciler(venue, ledger=MemoryLedger(), position_keys={}, confirm_delay_s=0).run()
     assert report.mismatches and "x1" in report.mismatches[0] and venue.reducing_reason
 
 

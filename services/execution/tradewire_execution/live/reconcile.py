@@ -32,6 +32,7 @@ person sets the venue scope ACTIVE again. Ledger errors skip the comparison (log
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ class Reconciler:
     def __init__(
         self, adapter: LiveVenueAdapter, *, ledger: LedgerView | None, escalation: Escalation | None = None,
         position_keys: Mapping[str, str] | None = None, tolerance: Decimal = Decimal("0.00000001"),
-        lookback_s: float = 2 * 86_400.0,
+        lookback_s: float = 2 * 86_400.0, confirm_delay_s: float = 1.0,
     ) -> None:
         self.adapter = adapter
         self.ledger = ledger
@@ -181,12 +182,25 @@ class Reconciler:
         self.position_keys = dict(position_keys or {})
         self.tolerance = tolerance
         self.lookback_ns = int(lookback_s * 1e9)
+        self.confirm_delay_s = confirm_delay_s
         self._since_ns = 0
         self._escalated_reason = ""
         self.rounds = 0
         self.last: ReconcileReport | None = None
 
     async def run(self) -> ReconcileReport:
+        """One round; a mismatch is confirmed by a second round (a fill landing between the venue's fills and
+        balances answers would otherwise look like one) before anything is latched or escalated."""
+        report = await self._round()
+        if report.mismatches:
+            await asyncio.sleep(self.confirm_delay_s)
+            report = await self._round()
+        self.rounds += 1
+        self.last = report
+        await self._report(report)
+        return report
+
+    async def _round(self) -> ReconcileReport:
         adapter = self.adapter
         now = adapter.wall_ns()
         since = self._since_ns or now - self.lookback_ns
@@ -234,9 +248,6 @@ class Reconciler:
             report.applied_fills = [e.trade_id for e in events if isinstance(e, OrderFilled)
                                     and (e.client_order_id, e.trade_id) not in ledger_trades]
         self._since_ns = max(0, now - OVERLAP_NS)
-        self.rounds += 1
-        self.last = report
-        await self._report(report)
         return report
 
     def _adopt(
