@@ -421,7 +421,7 @@ class PromotionConfig(Section, frozen=True):
 
 #: Venue adapters by name (``tradewire_execution.venues``). Others extend this Literal with their own adapter
 #: (``"alpaca"``, ``"tradier"``, ``"ibkr"``, ...) and register it in ``tradewire_execution/venues/__init__.py``.
-VenueAdapterName = Literal["paper", "ccxt"]
+VenueAdapterName = Literal["paper", "ccxt", "alpaca", "tradier", "ibkr"]
 #: ``paper``: simulated by the paper venue (whatever the adapter); ``sandbox``: the adapter against the venue's
 #: testnet/sandbox; ``live``: real orders, which also needs ``tradewire up/run --live``.
 VenueMode = Literal["paper", "sandbox", "live"]

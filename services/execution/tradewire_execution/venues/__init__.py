@@ -33,6 +33,9 @@ AdapterFactory = Callable[[VenueConfig, Config], VenueAdapter]
 #: Adapter name -> ``"module:function"`` building it.
 ADAPTERS: dict[str, str] = {
     "ccxt": "tradewire_execution.venues.ccxt_adapter:build",
+    "alpaca": "tradewire_execution.venues.alpaca_adapter:build",
+    "tradier": "tradewire_execution.venues.tradier_adapter:build",
+    "ibkr": "tradewire_execution.venues.ibkr_adapter:build",
 }
 
 
