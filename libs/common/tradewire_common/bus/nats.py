@@ -209,7 +209,11 @@ class NatsBus(Bus):
             info = await self.js.stream_info(f"KV_{subjects.STATE_BUCKET}")
             if (info.config.num_replicas or 1) != self.stream_replicas:
                 info.config.num_replicas = self.stream_replicas
-                await self.js.update_stream(info.config)
+                try:
+                    await self.js.update_stream(info.config)
+                except (nats.errors.TimeoutError, nats.js.errors.APIError) as exc:  # e.g. not permitted
+                    log.warning("cannot move the state bucket to %d replicas", self.stream_replicas,
+                                extra={"bucket": subjects.STATE_BUCKET, "error": repr(exc)})
 
     async def close(self) -> None:
         for sub in reversed(self._subs):
