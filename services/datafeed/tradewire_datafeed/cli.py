@@ -20,7 +20,41 @@ def register(sub: Any) -> None:
     imp.add_argument("--instrument", required=True, help="SYMBOL.VENUE")
     imp.add_argument("--interval", default="", help="default: inferred from the timestamps")
     csub.add_parser("list", help="list catalog entries")
+    dl = csub.add_parser("download", help="download OHLCV bars from a crypto venue (ccxt) into the catalog")
+    dl.add_argument("--venue", required=True, help="ccxt exchange id (binance, coinbase, kraken, ...)")
+    dl.add_argument("--symbol", required=True, help="unified symbol, e.g. BTC/USDT")
+    dl.add_argument("--interval", default="1m", help="a timeframe of the venue (default 1m)")
+    dl.add_argument("--since", required=True, help="first bar's open time (ISO 8601, UTC; or epoch)")
+    dl.add_argument("--until", required=True, help="end (exclusive; ISO 8601, UTC; or epoch)")
+    dl.add_argument("--venue-name", default="", help="venue in the instrument id (default: the id in upper case)")
+    dl.add_argument("--sandbox", action="store_true", help="the venue's testnet")
+    dl.add_argument("--url-override", default="", help="base URL replacing every API host (a proxy)")
     p.set_defaults(handler=run)
+
+
+def _epoch_ms(text: str) -> int:
+    from tradewire_datafeed.readers import TimestampParser
+
+    return TimestampParser().parse(text.strip()) // 1_000_000
+
+
+def download(args: argparse.Namespace, catalog: Catalog) -> int:
+    import asyncio
+
+    from tradewire_datafeed.ccxt_feed import download_to_catalog
+
+    try:
+        since, until = _epoch_ms(args.since), _epoch_ms(args.until)
+        if since >= until:
+            raise ValueError("--since must be before --until")
+        entry, count = asyncio.run(download_to_catalog(
+            args.venue, args.symbol, args.interval, since, until, venue=args.venue_name.upper(), catalog=catalog,
+            sandbox=args.sandbox, url_override=args.url_override))
+    except Exception as exc:  # the venue's errors (ccxt's), bad dates, the catalog's file system
+        print(f"tradewire catalog download: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{entry.name}: {count} bars downloaded -> {entry.path}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"{entry.name}: {len(series.records)} bars -> {entry.path}")
         return 0
+    if args.catalog_command == "download":
+        return download(args, catalog)
     for entry in catalog.entries():
         print(f"{entry.name}\t{entry.path}")
     return 0

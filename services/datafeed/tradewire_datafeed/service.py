@@ -57,6 +57,13 @@ class DatafeedService(Service):
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Live market-data feeds (``datafeed.live``: ``tradewire_datafeed.ccxt_feed``), next to any replay.
+        self.live_feeds: list[Any] = []
+        if config.datafeed.live:
+            from tradewire_datafeed.ccxt_feed import LiveFeed
+
+            self.live_feeds = [LiveFeed(feed, self.bus.publish, now_ns=self.clock.now_ns)
+                               for feed in config.datafeed.live]
         self.lockstep: Lockstep | None = None
         m = self.metrics
         self.bars_out = m.counter("bars_published_total", "Bars published", ("instrument",))
@@ -75,6 +82,8 @@ class DatafeedService(Service):
         )
 
     async def on_start(self) -> None:
+        for feed in self.live_feeds:
+            await feed.start()
         self._task = asyncio.create_task(self._run_replay(), name="replay")
         self._task.add_done_callback(self._replay_finished)
 
@@ -83,6 +92,8 @@ class DatafeedService(Service):
             log.error("replay failed", exc_info=task.exception())
 
     async def on_stop(self) -> None:
+        for feed in self.live_feeds:
+            await feed.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -165,6 +176,9 @@ class DatafeedService(Service):
             "bars_total": len(self.bars),
             "elapsed_s": elapsed,
             "lockstep_rounds": self.lockstep.rounds if self.lockstep else 0,
+            "live": {feed.venue: {"published": feed.published, "failovers": feed.failovers,
+                                  "mode": {f"{s}/{c}": m for (s, c), m in feed.mode.items()}}
+                     for feed in self.live_feeds},
         }
 
     def add_routes(self, app: FastAPI) -> None:
