@@ -218,7 +218,7 @@ class TradierFake:
             if q.get("interval", "1min") not in ("tick", "1min", "5min", "15min"):
                 return _errors(f"Invalid Parameter: interval {q.get('interval')}")
             rows = [r for r in self.timesales.get(q.get("symbol", ""), [])
-                    if q.get("start", "0") <= r["time"].replace("T", " ") <= q.get("end", "9999")]
+                    if q.get("start", "0") <= r["time"].replace("T", " ")[:16] <= q.get("end", "9999")]
             return JSONResponse({"series": {"data": one_or_many(rows)} if rows else None})
 
         @app.post(f"{acct}/orders")
