@@ -316,3 +316,29 @@ async def _count(fetch: Callable[[], Awaitable[list[dict[str, Any]]]], n: int) -
         return len(await fetch()) >= n
     except httpx.HTTPError:
         return False
+
+
+async def test_venues_markets_prints_the_instrument_specs_as_toml(fake: FakeBinance, tmp_path: Any) -> None:
+    import sys
+    import tomllib
+
+    config = tmp_path / "tw.toml"
+    config.write_text(f'''
+[[execution.venues]]
+name = "BINANCE"
+adapter = "ccxt"
+mode = "sandbox"
+symbols = ["BTC/USDT", "ETH/USDT"]
+url_override = "{fake.url}"
+''')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tradewire_common.cli.main", "venues", "markets", "--venue", "BINANCE", "--config",
+        str(config), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**__import__("os").environ, "PYTEST_CURRENT_TEST": "venues-markets"})
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    specs = tomllib.loads(out.decode())["risk"]["instruments"]
+    assert [s["id"] for s in specs] == ["BTCUSDT.BINANCE", "ETHUSDT.BINANCE"]
+    assert specs[0]["quantity_step"] == "0.00001" and specs[0]["price_tick"] == "0.01"
+    assert specs[0]["min_notional"] == "5" and specs[0]["max_quantity"] == "9000"
+    config_from_dict({"risk": {"instruments": specs}})  # valid configuration as printed
