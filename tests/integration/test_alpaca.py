@@ -467,3 +467,64 @@ def test_the_factory_builds_a_paper_endpoint_adapter_for_sandbox(monkeypatch: py
     assert adapter.trading_url == "https://paper-api.alpaca.markets" and not adapter.live
     with pytest.raises(LiveTradingRefused):  # a test can never call a real endpoint
         adapter._client()
+
+
+# --- over a real broker: execution + ledger ---------------------------------------------------------------------
+
+
+async def test_trade_updates_reach_the_ledger_exactly_once_through_execution_on_a_real_broker(
+    fake: AlpacaFake, fresh_nats: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.support.inproc import InProcessStack
+    from tradewire_common import subjects
+    from tradewire_common.bus import NatsBus
+    from tradewire_common.config import config_from_dict
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("TRADEWIRE_ALPACA_API_KEY", KEY_ID)
+    monkeypatch.setenv("TRADEWIRE_ALPACA_API_SECRET", SECRET)
+    config = config_from_dict({
+        "execution": {"venues": [{"name": VENUE, "adapter": "alpaca", "mode": "sandbox", "symbols": ["AAPL"],
+                                  "url_override": loopback_url(fake.url), "poll_interval_s": 0.1,
+                                  "reconcile_interval_s": 0}]},
+        "ledger": {"path": str(tmp_path / "ledger.db")},
+    })
+    stack = InProcessStack(config, fresh_nats.url)
+    probe = NatsBus("probe", fresh_nats.url, auth=None)
+    await probe.connect()
+    await stack.start(("ledger", "execution"))
+    try:
+        await eventually(lambda: fake.trading_stream_clients() == 1)
+        entry = order(60)
+        await probe.publish(subjects.order_command(VENUE), entry)
+        await eventually(lambda: "tw-alp-0060" in fake.by_coid)
+        await asyncio.to_thread(fake.fill, "tw-alp-0060", "4", "185.40")
+        await asyncio.to_thread(fake.resend_last_update)  # the stream repeats a fill
+        await probe.publish(subjects.order_command(VENUE), entry)  # and risk's command is redelivered
+        await asyncio.to_thread(fake.fill, "tw-alp-0060", "6", "185.45")
+        await asyncio.to_thread(fake.resend_last_update)
+
+        async def ledger_fills() -> list[dict[str, Any]]:
+            rows = (await stack.get("ledger", "/v1/fills?limit=100")).json()
+            return [r for r in rows if r["client_order_id"] == "tw-alp-0060"]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while len(await ledger_fills()) < 2:
+            assert loop.time() < deadline, "the fills did not reach the ledger"
+            await asyncio.sleep(0.05)
+        await stack.restart_service("execution")  # reconciles with the venue at start: nothing new
+        await eventually(lambda: fake.trading_stream_clients() >= 1)
+        fills = await ledger_fills()
+    finally:
+        await stack.close()
+        await probe.close()
+    assert sorted((Decimal(str(f["last_qty"])), Decimal(str(f["last_px"]))) for f in fills) == [
+        (Decimal("4"), Decimal("185.40")), (Decimal("6"), Decimal("185.45"))]
+    assert len(fake.orders_posted()) == 1
+    assert SECRET not in caplog.text
+
+
+def loopback_url(url: str) -> str:
+    assert is_loopback_url(url), url
+    return url

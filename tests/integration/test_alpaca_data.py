@@ -169,3 +169,35 @@ async def test_live_stream_with_wrong_keys_publishes_nothing_and_logs_no_secret(
     assert fake.data_subscriptions() == []
     assert feed.counters.bars == 0
     assert SECRET not in caplog.text
+
+
+def test_catalog_download_venue_alpaca_pages_the_history_into_the_catalog(
+    fake: AlpacaFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradewire_common.cli.main import main
+
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    fake.add_bars("AAPL", minute_bars(9))
+    code = main(["catalog", "--root", str(tmp_path), "download", "--venue", "alpaca", "--symbol", "AAPL",
+                 "--interval", "1m", "--since", "2024-01-02T14:30:00Z", "--until", "2024-01-02T15:00:00Z",
+                 "--url-override", loopback(fake.url)])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "catalog:AAPL.ALPACA/1m: 9 bars downloaded" in out.out
+    assert len([1 for _m, p, _q, _b in fake.requests if p == "/v2/stocks/bars"]) == 3
+    assert Catalog(tmp_path).read("AAPL.ALPACA", "1m").records[8].close == Decimal("193.93")
+    assert SECRET not in out.out + out.err
+
+
+def test_catalog_download_venue_alpaca_says_what_is_missing_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradewire_common.cli.main import main
+
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    code = main(["catalog", "--root", str(tmp_path), "download", "--venue", "alpaca", "--symbol", "AAPL",
+                 "--since", "2024-01-02", "--until", "2024-01-03", "--url-override", "http://127.0.0.1:9"])
+    assert code == 2
+    assert "APCA_API_KEY_ID" in capsys.readouterr().err

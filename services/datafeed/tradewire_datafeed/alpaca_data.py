@@ -21,14 +21,17 @@ default to Alpaca's; ``data_url``/``stream_url`` override them (tests point them
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tradewire_common import subjects
 from tradewire_common.bus import Bus
@@ -82,10 +85,18 @@ def _ns(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
+def _refuse_real_endpoints_under_tests(url: str | None) -> None:
+    """Under pytest only 127.0.0.1 may be called (a test that forgot its fake fails before any request)."""
+    if "pytest" in sys.modules and urlsplit(url or "https://data.alpaca.markets").hostname not in ("127.0.0.1",
+                                                                                                   "localhost"):
+        raise RuntimeError(f"tests may only call 127.0.0.1, not {url or 'Alpaca'}")
+
+
 def data_client(url: str | None = None, key: str | None = None, secret: str | None = None) -> Any:
     """A ``StockHistoricalDataClient`` (``url``: an override of Alpaca's data endpoint)."""
     from alpaca.data.historical.stock import StockHistoricalDataClient
 
+    _refuse_real_endpoints_under_tests(url)
     if key is None or secret is None:
         key, secret = credentials()
     return StockHistoricalDataClient(key, secret, url_override=url or None)
@@ -139,6 +150,7 @@ class AlpacaLiveFeed:
         from alpaca.data.enums import DataFeed
         from alpaca.data.live.stock import StockDataStream
 
+        _refuse_real_endpoints_under_tests(stream_url)
         if key is None or secret is None:
             key, secret = credentials()
         self.bus = bus
@@ -216,3 +228,27 @@ class AlpacaLiveFeed:
 
         if await self._publish(subjects.quote(self.venue, quote.symbol), build, "quote"):
             self.counters.quotes += 1
+
+
+def cli_download(args: argparse.Namespace, catalog: Catalog) -> int:
+    """``tradewire catalog download --venue alpaca --symbol AAPL --interval 1d --since ... --until ...``: Alpaca's
+    bars (every page) into the catalog as ``SYMBOL.ALPACA`` (``--venue-name`` to rename); ``--url-override``
+    replaces Alpaca's data endpoint. Keys from ``$APCA_API_KEY_ID``/``$APCA_API_SECRET_KEY`` (or ``..._FILE``)."""
+    from tradewire_datafeed.readers import TimestampParser
+
+    try:
+        start_ns = TimestampParser().parse(args.since.strip())
+        end_ns = TimestampParser().parse(args.until.strip())
+        if start_ns >= end_ns:
+            raise ValueError("--since must be before --until")
+        start = datetime.fromtimestamp(start_ns / 1e9, UTC)
+        end = datetime.fromtimestamp(end_ns / 1e9, UTC)
+        client = data_client(args.url_override or None)
+        entry = download_to_catalog(client, catalog, args.symbol, args.interval, start, end,
+                                    venue=(args.venue_name or "ALPACA").upper())
+    except Exception as exc:  # Alpaca's answers (APIError), bad dates or interval, missing keys, the file system
+        print(f"tradewire catalog download: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    count = len(catalog.read(entry.instrument_id, entry.interval).records)
+    print(f"{entry.name}: {count} bars downloaded -> {entry.path}")
+    return 0

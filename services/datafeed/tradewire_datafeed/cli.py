@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     imp.add_argument("--interval", default="", help="default: inferred from the timestamps")
     csub.add_parser("list", help="list catalog entries")
     dl = csub.add_parser("download", help="download OHLCV bars from a crypto venue (ccxt) into the catalog")
-    dl.add_argument("--venue", required=True, help="ccxt exchange id (binance, coinbase, kraken, ...)")
+    dl.add_argument("--venue", required=True, help="ccxt exchange id (binance, coinbase, kraken, ...) or alpaca")
     dl.add_argument("--symbol", required=True, help="unified symbol, e.g. BTC/USDT")
     dl.add_argument("--interval", default="1m", help="a timeframe of the venue (default 1m)")
     dl.add_argument("--since", required=True, help="first bar's open time (ISO 8601, UTC; or epoch)")
@@ -41,6 +41,10 @@ def _epoch_ms(text: str) -> int:
 def download(args: argparse.Namespace, catalog: Catalog) -> int:
     import asyncio
 
+    if args.venue.lower() == "alpaca":  # US stocks through alpaca-py, not ccxt
+        from tradewire_datafeed.alpaca_data import cli_download
+
+        return cli_download(args, catalog)
     from tradewire_datafeed.ccxt_feed import download_to_catalog
 
     try:
