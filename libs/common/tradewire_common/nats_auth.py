@@ -86,7 +86,8 @@ def _stream_setup(*, update: bool) -> list[str]:
     names = [spec.name for spec in subjects.STREAMS] + [_KV_STREAM]
     out = [_js("STREAM", verb, name) for name in names for verb in ("INFO", "CREATE")]
     if update:
-        out += [_js("STREAM", "UPDATE", spec.name) for spec in subjects.STREAMS]
+        # the KV bucket's stream too, so a one-server layout moves to the cluster's replica count
+        out += [_js("STREAM", "UPDATE", name) for name in names]
     return out
 
 

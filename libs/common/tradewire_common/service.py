@@ -164,5 +164,7 @@ def nats_bus_for(service_name: str, config: Config, url: str | None = None) -> N
         # bus.user from the file (or its env override) wins; else the service-side environment
         auth=client_auth(config.bus) if config.bus.user else "env",
         connect_timeout=config.bus.connect_timeout_s,
+        stream_replicas=config.bus.stream_replicas,
+        publish_retry_s=config.bus.publish_retry_s,
         max_deliver=config.bus.max_deliver,
     )
