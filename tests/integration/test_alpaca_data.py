@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -123,7 +124,7 @@ async def test_live_stream_bars_trades_and_quotes_reach_nats(
     for pattern in (f"md.bar.{venue}.>", f"md.trade.{venue}.>", f"md.quote.{venue}.>"):
         await bus.subscribe(pattern, record)
     await bus.nc.flush()
-    feed = AlpacaLiveFeed(bus, ["AAPL"], venue=venue, trades=True, quotes=True,
+    feed = AlpacaLiveFeed(bus.publish, ["AAPL"], venue=venue, trades=True, quotes=True,
                           stream_url=loopback(fake.url).replace("http", "ws") + "/v2/iex", key=KEY_ID, secret=SECRET)
     await feed.start()
     try:
@@ -201,3 +202,37 @@ def test_catalog_download_venue_alpaca_says_what_is_missing_without_keys(
                  "--since", "2024-01-02", "--until", "2024-01-03", "--url-override", "http://127.0.0.1:9"])
     assert code == 2
     assert "APCA_API_KEY_ID" in capsys.readouterr().err
+
+
+async def test_a_datafeed_live_entry_with_exchange_alpaca_publishes_the_stream_as_bars(
+    fake: AlpacaFake, fresh_nats: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.inproc import InProcessStack
+    from tradewire_common.config import config_from_dict
+
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    config = config_from_dict({"datafeed": {"live": [{"venue": "ALPACA", "symbols": ["AAPL"], "exchange": "alpaca",
+                                                      "channels": ["bars"], "url_override": loopback(fake.url)}]}})
+    probe = NatsBus("probe", fresh_nats.url, auth=None)
+    await probe.connect()
+    got: list[Envelope] = []
+
+    async def record(envelope: Envelope) -> None:
+        got.append(envelope)
+
+    await probe.subscribe("md.bar.ALPACA.>", record)
+    await probe.nc.flush()
+    stack = InProcessStack(config, fresh_nats.url)
+    await stack.start(("datafeed",))
+    try:
+        await eventually(lambda: any(s["bars"] for s in fake.data_subscriptions()))
+        await asyncio.to_thread(fake.push_bar, "AAPL", T0_NS, 185.5, 186.25, 185.01, 185.93, 1200)
+        await eventually(lambda: len(got) == 1)
+        status = (await stack.get("datafeed", "/v1/replay")).json()
+    finally:
+        await stack.close()
+        await probe.close()
+    assert got[0].subject == "md.bar.ALPACA.AAPL.1m"
+    assert isinstance(got[0].message, Bar) and got[0].message.close == Decimal("185.93")
+    assert status["live"]["ALPACA"]["published"]["bars"] == 1

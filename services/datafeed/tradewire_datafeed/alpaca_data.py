@@ -25,7 +25,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -143,7 +143,8 @@ class FeedCounters:
 class AlpacaLiveFeed:
     """Alpaca's live stock stream published on the bus (see the module docstring)."""
 
-    def __init__(self, bus: Bus, symbols: list[str], *, venue: str = "ALPACA", bars: bool = True,
+    def __init__(self, bus: Bus | Callable[[str, Any], Awaitable[None]], symbols: list[str], *, venue: str = "ALPACA",
+                 bars: bool = True,
                  trades: bool = False, quotes: bool = False, feed: str = "iex", stream_url: str | None = None,
                  key: str | None = None, secret: str | None = None,
                  now_ns: Callable[[], int] | None = None) -> None:
@@ -153,10 +154,16 @@ class AlpacaLiveFeed:
         _refuse_real_endpoints_under_tests(stream_url)
         if key is None or secret is None:
             key, secret = credentials()
-        self.bus = bus
+        self._send = bus if callable(bus) else bus.publish
         self.venue = venue
         self.symbols = list(symbols)
         self.counters = FeedCounters()
+        #: The shape ``DatafeedService.status`` reads of a live feed (as ``ccxt_feed.LiveFeed``'s).
+        self.published: dict[str, int] = {"bars": 0, "trades": 0, "quotes": 0}
+        self.failovers = 0
+        self.mode: dict[tuple[str, str], str] = {(s, c): "websocket" for s in self.symbols
+                                                 for c, on in (("bars", bars), ("trades", trades), ("quotes", quotes))
+                                                 if on}
         self._now = now_ns or (lambda: _ns(datetime.now(UTC)))
         self.stream = StockDataStream(key, secret, feed=DataFeed(feed), url_override=stream_url or None)
         if bars:
@@ -188,7 +195,7 @@ class AlpacaLiveFeed:
             self.counters.skipped += 1
             log.warning("alpaca %s skipped: %s", what, exc)
             return False
-        await self.bus.publish(subject, message)
+        await self._send(subject, message)
         return True
 
     async def on_bar(self, bar: Any) -> None:
@@ -202,6 +209,7 @@ class AlpacaLiveFeed:
 
         if await self._publish(subjects.bar(self.venue, bar.symbol, STREAM_INTERVAL), build, "bar"):
             self.counters.bars += 1
+            self.published["bars"] += 1
 
     async def on_trade(self, trade: Any) -> None:
         iid = instrument_id(trade.symbol, self.venue)
@@ -216,6 +224,7 @@ class AlpacaLiveFeed:
 
         if await self._publish(subjects.trade(self.venue, trade.symbol), build, "trade"):
             self.counters.trades += 1
+            self.published["trades"] += 1
 
     async def on_quote(self, quote: Any) -> None:
         iid = instrument_id(quote.symbol, self.venue)
@@ -228,6 +237,7 @@ class AlpacaLiveFeed:
 
         if await self._publish(subjects.quote(self.venue, quote.symbol), build, "quote"):
             self.counters.quotes += 1
+            self.published["quotes"] += 1
 
 
 def cli_download(args: argparse.Namespace, catalog: Catalog) -> int:
@@ -252,3 +262,22 @@ def cli_download(args: argparse.Namespace, catalog: Catalog) -> int:
     count = len(catalog.read(entry.instrument_id, entry.interval).records)
     print(f"{entry.name}: {count} bars downloaded -> {entry.path}")
     return 0
+
+
+def live_feed(config: Any, publish: Callable[[str, Any], Awaitable[None]], *,
+              now_ns: Callable[[], int] | None = None) -> AlpacaLiveFeed:
+    """An ``AlpacaLiveFeed`` from a ``datafeed.live`` entry with ``exchange = "alpaca"``: ``symbols`` are tickers,
+    ``channels`` bars/trades/quotes (Alpaca's stream bars are 1m), ``url_override`` replaces the stream's host
+    (``http://host`` -> ``ws://host/v2/iex``), ``sandbox`` is not used (Alpaca's paper keys read the same data)."""
+    channels = set(config.channels)
+    if "books" in channels:
+        raise ValueError(f"live feed {config.venue}: Alpaca's stock stream has no order books")
+    if "bars" in channels and config.interval != STREAM_INTERVAL:
+        raise ValueError(f"live feed {config.venue}: Alpaca streams {STREAM_INTERVAL} bars, not {config.interval}")
+    stream_url = None
+    if config.url_override:
+        parts = urlsplit(config.url_override)
+        stream_url = f"{'ws' if parts.scheme == 'http' else 'wss'}://{parts.netloc}/v2/iex"
+    return AlpacaLiveFeed(publish, list(config.symbols), venue=config.venue, bars="bars" in channels,
+                          trades="trades" in channels, quotes="quotes" in channels, stream_url=stream_url,
+                          now_ns=now_ns)

@@ -60,10 +60,11 @@ class DatafeedService(Service):
         #: Live market-data feeds (``datafeed.live``: ``tradewire_datafeed.ccxt_feed``), next to any replay.
         self.live_feeds: list[Any] = []
         if config.datafeed.live:
+            from tradewire_datafeed.alpaca_data import live_feed as alpaca_live_feed
             from tradewire_datafeed.ccxt_feed import LiveFeed
 
-            self.live_feeds = [LiveFeed(feed, self.bus.publish, now_ns=self.clock.now_ns)
-                               for feed in config.datafeed.live]
+            self.live_feeds = [(alpaca_live_feed if feed.exchange == "alpaca" else LiveFeed)(
+                feed, self.bus.publish, now_ns=self.clock.now_ns) for feed in config.datafeed.live]
         self.lockstep: Lockstep | None = None
         m = self.metrics
         self.bars_out = m.counter("bars_published_total", "Bars published", ("instrument",))
