@@ -249,7 +249,7 @@ async def test_the_cli_reports_what_the_notifier_refused(
         assert capsys.readouterr().out.strip() == "no price alert rules"
     closed = ["--url", f"http://127.0.0.1:{free_tcp_port()}", "--config", str(tmp_path / "tw.toml")]
     assert await asyncio.to_thread(main, ["alert", "list", *closed]) == 1
-    assert "cannot reach the notifier at http://127.0.0.1:" in capsys.readouterr().err
+    assert "cannot reach notifier at http://127.0.0.1:" in capsys.readouterr().err
 
 
 async def test_alertmanager_webhook_is_delivered_by_email_with_the_password_from_the_environment(

@@ -21,9 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tradewire_common.cli.control import endpoints, token
+from tradewire_common.cli.control import call_service, service_url
 from tradewire_common.config import Config
 
 
@@ -55,36 +53,13 @@ def register(sub: Any) -> None:
 
 
 def notifier_url(config: Config, run_dir: Path | None = None, explicit: str = "") -> str:
-    if explicit:
-        return explicit.rstrip("/")
-    found = endpoints(config, run_dir).get("notifier")
-    return found or f"http://127.0.0.1:{config.http.ports.notifier}"
+    return service_url(config, "notifier", run_dir, explicit)
 
 
 def call(config: Config, method: str, path: str, *, run_dir: Path | None = None, url: str = "",
          body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
-    """One request to the notifier; raises RuntimeError with its answer on an error status."""
-    headers: dict[str, str] = {}
-    if method != "GET":
-        secret = token(run_dir)
-        if not secret:
-            raise RuntimeError("no API token: set TRADEWIRE_API_TOKEN (or TRADEWIRE_API_TOKEN_FILE), or give the "
-                               "--run-dir of a `tradewire up` run")
-        headers["Authorization"] = f"Bearer {secret}"
-    base = notifier_url(config, run_dir, url)
-    try:
-        with httpx.Client(timeout=timeout) as client:
-            response = client.request(method, base + path, json=body, headers=headers)
-    except httpx.HTTPError as exc:
-        raise RuntimeError(f"cannot reach the notifier at {base}: {type(exc).__name__}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise RuntimeError(f"notifier answered {response.status_code}: {detail}")
-    data: dict[str, Any] = response.json()
-    return data
+    """One request to notifier; raises RuntimeError with its answer on an error status."""
+    return call_service(config, "notifier", method, path, run_dir=run_dir, url=url, body=body, timeout=timeout)
 
 
 def _describe(rule: dict[str, Any]) -> str:

@@ -58,6 +58,41 @@ def token(run_dir: Path | None = None) -> str:
     return ""
 
 
+def service_url(config: Config, service: str, run_dir: Path | None = None, explicit: str = "") -> str:
+    """``explicit``, else the service's address in the latest ``tradewire up`` run, else its default port."""
+    if explicit:
+        return explicit.rstrip("/")
+    found = endpoints(config, run_dir).get(service)
+    return found or f"http://127.0.0.1:{getattr(config.http.ports, service)}"
+
+
+def call_service(config: Config, service: str, method: str, path: str, *, run_dir: Path | None = None,
+                 url: str = "", body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    """One request to a service's HTTP API (the token on everything but GET); raises RuntimeError with
+    the service's answer on an error status."""
+    headers: dict[str, str] = {}
+    if method != "GET":
+        secret = token(run_dir)
+        if not secret:
+            raise RuntimeError("no API token: set TRADEWIRE_API_TOKEN (or TRADEWIRE_API_TOKEN_FILE), or give the "
+                               "--run-dir of a `tradewire up` run")
+        headers["Authorization"] = f"Bearer {secret}"
+    base = service_url(config, service, run_dir, url)
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = client.request(method, base + path, json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise RuntimeError(f"cannot reach {service} at {base}: {type(exc).__name__}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise RuntimeError(f"{service} answered {response.status_code}: {detail}")
+    data: dict[str, Any] = response.json()
+    return data
+
+
 def status(config: Config, run_dir: Path | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with httpx.Client(timeout=2.0) as client:
