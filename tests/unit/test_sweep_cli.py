@@ -185,6 +185,15 @@ def test_sweep_passes_the_realism_options_to_the_vector_engine(capsys: pytest.Ca
     assert any(t.side == -1 for t in result.trades)
 
 
+def test_sweep_passes_trailing_and_time_stops_to_the_vector_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _sweep(capsys, "--param", "fast=10", "--param", "slow=30", "--trailing-stop", "0.04",
+                 "--time-stop", str(20 * 86_400))
+    result, metrics = _run({"fast": 10, "slow": 30}, 0, 2148, trailing_stop=0.04, time_stop_s=20 * 86_400)
+    plain, _ = _run({"fast": 10, "slow": 30}, 0, 2148)
+    assert out["results"][0]["sharpe"] == pytest.approx(metrics.sharpe, rel=1e-12)
+    assert [t.exit_idx for t in result.trades] != [t.exit_idx for t in plain.trades]
+
+
 def test_table_output_shows_the_out_of_sample_headline_and_the_guards_below_the_ranking(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -65,6 +65,10 @@ def register(sub: Any) -> None:
     p.add_argument("--whole-units", action="store_true", help="trade whole units only")
     p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
     p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
+    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="FRACTION",
+                   help="trailing stop below the best price since entry (0.03 = 3%%)")
+    p.add_argument("--time-stop", type=int, default=0, metavar="SECONDS",
+                   help="close a position at the open of the first bar this long after its entry fill")
     split = p.add_mutually_exclusive_group()
     split.add_argument("--train-fraction", type=_fraction, metavar="F",
                        help="choose on the first F of the bars, report the rest (out of sample)")
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     candidates = random_search(space, args.random, args.seed) if args.random else grid(space)
     options = {"cash": args.cash, "fee_bps": args.fee_bps, "fixed_fee": args.fixed_fee,
                "slippage_bps": args.slippage_bps, "fill": args.fill, "long_short": args.long_short,
-               "whole_units": args.whole_units, "stop_loss": args.stop_loss, "take_profit": args.take_profit}
+               "whole_units": args.whole_units, "stop_loss": args.stop_loss, "take_profit": args.take_profit,
+               "trailing_stop": args.trailing_stop, "time_stop_s": args.time_stop}
     evaluate = VectorEvaluator(bars, args.strategy, options, infer_bars_per_year(bars.ts))
     reasons = [r for r in map(evaluate.check, candidates) if r is not None]
     if len(reasons) == len(candidates):
