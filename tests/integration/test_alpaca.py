@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests.fakes.alpaca_fake import KEY_ID, SECRET, AlpacaFake, alpaca_fake
+from tests.support.venue_tests import Sleeps, eventually, stock_order, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
     CancelOrder,
@@ -45,15 +46,6 @@ def fake() -> Iterator[AlpacaFake]:
         yield venue
 
 
-class Sleeps:
-    """The rate limiter's sleep: records each wait and yields once (no wall time in the tests)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await asyncio.sleep(0)
 
 
 def make_adapter(fake: AlpacaFake, *, secret: str = SECRET, limiter: TokenBucket | None = None,
@@ -76,31 +68,13 @@ async def started(fake: AlpacaFake) -> AsyncIterator[tuple[AlpacaAdapter, Collec
     await adapter.close()
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
-def order(n: int, kind: OrderType = OrderType.LIMIT, *, side: Side = Side.BUY, qty: str = "10",
-          limit: str | None = "185.50", trigger: str | None = None, tif: TimeInForce = TimeInForce.GTC,
-          **kw: Any) -> SubmitOrder:
-    if kind in (OrderType.MARKET, OrderType.STOP_MARKET):
-        limit = None
-    return SubmitOrder(
-        id=derive_id("alpaca-test", n), ts_event=1_700_000_000_000_000_000 + n, ts_init=1_700_000_000_000_000_000 + n,
-        correlation_id=f"sig-{n}", strategy_id="sma", instrument_id=f"AAPL.{VENUE}", client_order_id=f"tw-alp-{n:04d}",
-        side=side, order_type=kind, quantity=Decimal(qty), limit_price=Decimal(limit) if limit else None,
-        trigger_price=Decimal(trigger) if trigger else None, time_in_force=tif, **kw)
+def order(n: int, kind: OrderType = OrderType.LIMIT, **kw: Any) -> SubmitOrder:
+    kw.setdefault("tif", TimeInForce.GTC)
+    return stock_order(VENUE, "tw-alp", n, kind, ts_init=1_700_000_000_000_000_000 + n, **kw)
 
 
-async def submit(adapter: AlpacaAdapter, o: SubmitOrder) -> list[OrderEvent]:
-    """As the execution service calls it: holding the lock the adapter's own tasks publish under."""
-    async with adapter.host.lock:
-        return await adapter.submit(o, 1)
 
 
 async def cancel(adapter: AlpacaAdapter, coid: str, reason: str = "") -> list[OrderEvent]:

@@ -5,15 +5,15 @@ answer, duplicate cOIDs, 429, positions."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from tests.fakes.ibkr_fake import ACCOUNT, CONIDS, IbkrFake, ibkr_fake
+from tests.support.venue_tests import Sleeps, eventually, stock_order, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
     CancelOrder,
@@ -23,7 +23,6 @@ from tradewire_common.schemas import (
     OrderFilled,
     OrderRejected,
     OrderType,
-    Side,
     SubmitOrder,
     TimeInForce,
 )
@@ -43,13 +42,6 @@ def fake() -> Iterator[IbkrFake]:
         yield venue
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await asyncio.sleep(0)
 
 
 def make_adapter(fake: IbkrFake, **kw: Any) -> IbkrAdapter:
@@ -69,29 +61,13 @@ async def started(fake: IbkrFake) -> AsyncIterator[tuple[IbkrAdapter, Collecting
     await adapter.close()
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
-def order(n: int, kind: OrderType = OrderType.LIMIT, *, side: Side = Side.BUY, qty: str = "10",
-          limit: str | None = "185.50", trigger: str | None = None, tif: TimeInForce = TimeInForce.DAY) -> SubmitOrder:
-    if kind in (OrderType.MARKET, OrderType.STOP_MARKET):
-        limit = None
-    return SubmitOrder(
-        id=derive_id("ibkr-test", n), ts_event=1_700_000_000_000_000_000 + n, ts_init=1, correlation_id=f"sig-{n}",
-        strategy_id="sma", instrument_id=f"AAPL.{VENUE}", client_order_id=f"tw-ib-{n:04d}", side=side,
-        order_type=kind, quantity=Decimal(qty), limit_price=Decimal(limit) if limit else None,
-        trigger_price=Decimal(trigger) if trigger else None, time_in_force=tif)
+def order(n: int, kind: OrderType = OrderType.LIMIT, **kw: Any) -> SubmitOrder:
+    kw.setdefault("tif", TimeInForce.DAY)
+    return stock_order(VENUE, "tw-ib", n, kind, ts_init=1, **kw)
 
 
-async def submit(adapter: IbkrAdapter, o: SubmitOrder) -> list[Any]:
-    async with adapter.host.lock:
-        return await adapter.submit(o, 1)
 
 
 def of(events: list[OrderEvent], kind: type[OrderEvent]) -> list[Any]:
