@@ -79,6 +79,7 @@ from tradewire_execution.live.base import (
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.wire import cumulative_trade_id, iso_ns, venue_decimal
 from tradewire_execution.venue import (
     CAP_BRACKET,
     CAP_DAY,
@@ -132,25 +133,7 @@ def exit_coid(parent: str, kind: str) -> str:
     return f"tw-{kind}-" + derive_id("exit", parent, kind)[:24]
 
 
-def parse_ts(value: str | None) -> int:
-    if not value:
-        return 0
-    ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
-
-def trade_id(venue_order_id: str, cum_qty: Decimal) -> str:
-    """A fill's id: its order and the order's cumulative quantity after it (``abc:10``, ``abc:2.5``)."""
-    return f"{venue_order_id}:{format(cum_qty.normalize(), 'f')}"
-
-
-def _dec(value: Any) -> Decimal:
-    if value is None or value == "":
-        return ZERO
-    return Decimal(value if isinstance(value, str) else repr(value))
 
 
 class _TimeoutSession(requests.Session):
@@ -324,7 +307,7 @@ class AlpacaAdapter(LiveVenueAdapter):
         trade = trades.get(symbol)
         if trade is None:
             raise VenueRefused(f"no latest trade for {symbol}: bracket levels of a MARKET entry need one")
-        return _dec(trade.price)
+        return venue_decimal(trade.price)
 
     async def order_request(self, order: SubmitOrder) -> Any:
         """The SDK request for ``order`` (see the module docstring)."""
@@ -434,11 +417,11 @@ class AlpacaAdapter(LiveVenueAdapter):
                     continue
                 vid = str(row["order_id"])
                 fills.append(VenueFill(
-                    trade_id=trade_id(vid, _dec(row["cum_qty"])), venue_order_id=vid,
+                    trade_id=cumulative_trade_id(vid, venue_decimal(row["cum_qty"])), venue_order_id=vid,
                     client_order_id=self._leg_coid.get(vid, ""), symbol=symbol,
-                    side=Side.BUY if row.get("side") == "buy" else Side.SELL, quantity=_dec(row["qty"]),
-                    price=_dec(row["price"]), fee=ZERO, fee_currency="USD",
-                    ts_ns=parse_ts(row.get("transaction_time"))))
+                    side=Side.BUY if row.get("side") == "buy" else Side.SELL, quantity=venue_decimal(row["qty"]),
+                    price=venue_decimal(row["price"]), fee=ZERO, fee_currency="USD",
+                    ts_ns=iso_ns(row.get("transaction_time"))))
             if len(rows) < params["page_size"]:
                 break
             params["page_token"] = rows[-1]["id"]
@@ -448,9 +431,9 @@ class AlpacaAdapter(LiveVenueAdapter):
         client = self._client()
         positions = await self._run(client.get_all_positions)
         account = await self._run(client.get_account)
-        out = {p.symbol: _dec(p.qty) * (1 if str(getattr(p.side, "value", p.side)) == "long" else -1)
+        out = {p.symbol: venue_decimal(p.qty) * (1 if str(getattr(p.side, "value", p.side)) == "long" else -1)
                for p in positions}
-        out["USD"] = _dec(account.cash)
+        out["USD"] = venue_decimal(account.cash)
         return out
 
     # --- what Alpaca says ---------------------------------------------------------------------------------
@@ -473,14 +456,14 @@ class AlpacaAdapter(LiveVenueAdapter):
         side = raw.get("side")
         kind = raw.get("type") or raw.get("order_type")
         return VenueOrder(
-            client_order_id=coid, venue_order_id=vid, status=status, filled_qty=_dec(raw.get("filled_qty")),
+            client_order_id=coid, venue_order_id=vid, status=status, filled_qty=venue_decimal(raw.get("filled_qty")),
             symbol=str(raw.get("symbol") or ""),
             side=None if side is None else (Side.BUY if side == "buy" else Side.SELL),
-            quantity=_dec(raw.get("qty")) if raw.get("qty") is not None else None,
+            quantity=venue_decimal(raw.get("qty")) if raw.get("qty") is not None else None,
             order_type={"market": OrderType.MARKET, "limit": OrderType.LIMIT, "stop": OrderType.STOP_MARKET,
                         "stop_limit": OrderType.STOP_LIMIT}.get(str(kind)),
-            limit_price=_dec(raw["limit_price"]) if raw.get("limit_price") is not None else None,
-            ts_ns=parse_ts(raw.get("updated_at")),
+            limit_price=venue_decimal(raw["limit_price"]) if raw.get("limit_price") is not None else None,
+            ts_ns=iso_ns(raw.get("updated_at")),
             reason="replaced by another order" if status_text == "replaced" else "")
 
     def _follow_legs(self, parent: SubmitOrder, raw: dict[str, Any]) -> None:
@@ -494,8 +477,8 @@ class AlpacaAdapter(LiveVenueAdapter):
             self._leg_coid[vid] = coid
             if coid in self._orders or coid in self._closed:
                 continue
-            limit = _dec(leg["limit_price"]) if leg.get("limit_price") is not None else None
-            stop = _dec(leg["stop_price"]) if leg.get("stop_price") is not None else None
+            limit = venue_decimal(leg["limit_price"]) if leg.get("limit_price") is not None else None
+            stop = venue_decimal(leg["stop_price"]) if leg.get("stop_price") is not None else None
             leg_type = OrderType.LIMIT if kind == "tp" else (OrderType.STOP_LIMIT if limit is not None
                                                               else OrderType.STOP_MARKET)
             exit_order = SubmitOrder(
@@ -503,7 +486,8 @@ class AlpacaAdapter(LiveVenueAdapter):
                 ts_init=parent.ts_init, correlation_id=parent.correlation_id, strategy_id=parent.strategy_id,
                 instrument_id=parent.instrument_id, client_order_id=coid,
                 side=Side.BUY if leg.get("side") == "buy" else Side.SELL, order_type=leg_type,
-                quantity=_dec(leg.get("qty")), limit_price=limit if leg_type is not OrderType.STOP_MARKET else None,
+                quantity=venue_decimal(leg.get("qty")),
+                limit_price=limit if leg_type is not OrderType.STOP_MARKET else None,
                 trigger_price=stop if kind == "sl" else None,
                 time_in_force=TimeInForce(str(leg.get("time_in_force", "gtc")).upper()), reduce_only=True,
                 signal_id=parent.signal_id)
@@ -528,10 +512,11 @@ class AlpacaAdapter(LiveVenueAdapter):
             log.info("venue %s: %s %s of %s at %s (execution %s)", self.name, data.get("event"), data.get("qty"),
                      coid, data.get("price"), data.get("execution_id"))
             fills.append(VenueFill(
-                trade_id=trade_id(vid, _dec(raw.get("filled_qty"))), venue_order_id=vid, client_order_id=coid,
+                trade_id=cumulative_trade_id(vid, venue_decimal(raw.get("filled_qty"))), venue_order_id=vid,
+                client_order_id=coid,
                 symbol=str(raw.get("symbol") or ""),
-                side=Side.BUY if raw.get("side") == "buy" else Side.SELL, quantity=_dec(data["qty"]),
-                price=_dec(data["price"]), fee=ZERO, fee_currency="USD", ts_ns=parse_ts(data.get("timestamp"))))
+                side=Side.BUY if raw.get("side") == "buy" else Side.SELL, quantity=venue_decimal(data["qty"]),
+                price=venue_decimal(data["price"]), fee=ZERO, fee_currency="USD", ts_ns=iso_ns(data.get("timestamp"))))
         return [venue_order], fills
 
     async def venue_stream(self) -> AsyncIterator[tuple[list[VenueOrder], list[VenueFill]]]:

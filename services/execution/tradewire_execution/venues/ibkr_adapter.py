@@ -42,7 +42,6 @@ import httpx
 from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas import OrderType, Side, SubmitOrder
 from tradewire_execution.live.base import (
-    ZERO,
     Ambiguous,
     DuplicateClientOrderId,
     LiveVenueAdapter,
@@ -57,6 +56,7 @@ from tradewire_execution.live.base import (
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.wire import venue_decimal
 from tradewire_execution.venue import (
     CAP_DAY,
     CAP_GTC,
@@ -83,11 +83,6 @@ STATUS: dict[str, OrderStatus] = {"Filled": "filled", "Cancelled": "canceled", "
                                   "Inactive": "rejected"}
 OPEN = ("PendingSubmit", "PreSubmitted", "Submitted", "ApiPending", "PendingCancel")
 
-
-def _dec(value: Any) -> Decimal:
-    if value is None or value == "":
-        return ZERO
-    return Decimal(value if isinstance(value, str) else repr(value))
 
 
 def _error(body: Any) -> str:
@@ -261,10 +256,10 @@ class IbkrAdapter(LiveVenueAdapter):
                  "Stop Limit": OrderType.STOP_LIMIT}
         return VenueOrder(
             client_order_id=str(raw.get("order_ref") or ""), venue_order_id=str(raw["orderId"]),
-            status=STATUS.get(str(raw.get("status")), "open"), filled_qty=_dec(raw.get("filledQuantity")),
+            status=STATUS.get(str(raw.get("status")), "open"), filled_qty=venue_decimal(raw.get("filledQuantity")),
             symbol=str(raw.get("ticker") or ""), side=Side.BUY if raw.get("side") == "BUY" else Side.SELL,
-            quantity=_dec(raw.get("totalSize")), order_type=kinds.get(str(raw.get("orderType"))),
-            limit_price=_dec(raw["price"]) if raw.get("price") is not None else None,
+            quantity=venue_decimal(raw.get("totalSize")), order_type=kinds.get(str(raw.get("orderType"))),
+            limit_price=venue_decimal(raw["price"]) if raw.get("price") is not None else None,
             ts_ns=int(raw.get("lastExecutionTime_r") or 0) * 1_000_000,
             reason="inactive at IB (rejected or not allowed)" if raw.get("status") == "Inactive" else "")
 
@@ -277,8 +272,8 @@ class IbkrAdapter(LiveVenueAdapter):
             fills.append(VenueFill(
                 trade_id=str(t["execution_id"]), venue_order_id=str(t.get("order_id", "")),
                 client_order_id=str(t.get("order_ref") or ""), symbol=str(t.get("symbol", "")),
-                side=Side.BUY if t.get("side") == "B" else Side.SELL, quantity=_dec(t.get("size")),
-                price=_dec(t.get("price")), fee=abs(_dec(t.get("commission"))), fee_currency="USD",
+                side=Side.BUY if t.get("side") == "B" else Side.SELL, quantity=venue_decimal(t.get("size")),
+                price=venue_decimal(t.get("price")), fee=abs(venue_decimal(t.get("commission"))), fee_currency="USD",
                 ts_ns=int(t.get("trade_time_r") or 0) * 1_000_000))
         return fills
 
@@ -292,7 +287,7 @@ class IbkrAdapter(LiveVenueAdapter):
     async def venue_balances(self) -> dict[str, Decimal]:
         await self._request("GET", "/portfolio/accounts")  # IB requires it before the portfolio endpoints
         rows = await self._request("GET", f"/portfolio/{self.account}/positions/0")
-        return {str(r.get("ticker") or r.get("contractDesc")): _dec(r.get("position"))
+        return {str(r.get("ticker") or r.get("contractDesc")): venue_decimal(r.get("position"))
                 for r in rows if isinstance(r, dict)} if isinstance(rows, list) else {}
 
 

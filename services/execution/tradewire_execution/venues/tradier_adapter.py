@@ -59,6 +59,7 @@ from tradewire_execution.live.base import (
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.wire import cumulative_trade_id, iso_ns, venue_decimal
 from tradewire_execution.venue import (
     CAP_DAY,
     CAP_GTC,
@@ -113,24 +114,7 @@ def error_text(response: httpx.Response) -> str:
     return response.text.strip()[:500]
 
 
-def _dec(value: Any) -> Decimal:
-    if value is None or value == "":
-        return ZERO
-    return Decimal(value if isinstance(value, str) else repr(value))
 
-
-def _ns(text: str | None) -> int:
-    if not text:
-        return 0
-    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    delta = ts - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-def trade_id(venue_order_id: str, cum_qty: Decimal) -> str:
-    return f"{venue_order_id}:{format(cum_qty.normalize(), 'f')}"
 
 
 class TradierHttp:
@@ -204,16 +188,18 @@ class TradierData:
         out = []
         for day in items((body or {}).get("history"), "day"):
             ts = datetime.fromisoformat(day["date"]).replace(tzinfo=UTC)
-            out.append(TradierBar(_ns(ts.isoformat()), _dec(day["open"]), _dec(day["high"]), _dec(day["low"]),
-                                  _dec(day["close"]), _dec(day.get("volume", 0))))
+            out.append(TradierBar(iso_ns(ts.isoformat()), venue_decimal(day["open"]), venue_decimal(day["high"]),
+                                  venue_decimal(day["low"]), venue_decimal(day["close"]),
+                                  venue_decimal(day.get("volume", 0))))
         return out
 
     async def timesales(self, symbol: str, start: str, end: str, interval: str = "1min") -> list[TradierBar]:
         """Intraday bars (``start``/``end`` as Tradier takes them: ``YYYY-MM-DD HH:MM`` New York time)."""
         body = await self.http.request("GET", "/markets/timesales", params={
             "symbol": symbol, "interval": interval, "start": start, "end": end, "session_filter": "all"})
-        return [TradierBar(int(row["timestamp"]) * 1_000_000_000, _dec(row["open"]), _dec(row["high"]),
-                           _dec(row["low"]), _dec(row["close"]), _dec(row.get("volume", 0)))
+        return [TradierBar(int(row["timestamp"]) * 1_000_000_000, venue_decimal(row["open"]),
+                           venue_decimal(row["high"]), venue_decimal(row["low"]), venue_decimal(row["close"]),
+                           venue_decimal(row.get("volume", 0)))
                 for row in items((body or {}).get("series"), "data")]
 
 
@@ -340,11 +326,11 @@ class TradierAdapter(LiveVenueAdapter):
         side = raw.get("side")
         return VenueOrder(
             client_order_id=coid, venue_order_id=str(raw["id"]), status=status,
-            filled_qty=_dec(raw.get("exec_quantity")), symbol=str(raw.get("symbol", "")),
+            filled_qty=venue_decimal(raw.get("exec_quantity")), symbol=str(raw.get("symbol", "")),
             side=None if side is None else (Side.BUY if str(side).startswith("buy") else Side.SELL),
-            quantity=_dec(raw.get("quantity")) if raw.get("quantity") is not None else None,
-            limit_price=_dec(raw["price"]) if raw.get("price") is not None else None,
-            ts_ns=_ns(raw.get("transaction_date")), reason=str(raw.get("reason_description") or ""))
+            quantity=venue_decimal(raw.get("quantity")) if raw.get("quantity") is not None else None,
+            limit_price=venue_decimal(raw["price"]) if raw.get("price") is not None else None,
+            ts_ns=iso_ns(raw.get("transaction_date")), reason=str(raw.get("reason_description") or ""))
 
     async def venue_order_fills(self, order: SubmitOrder, venue_order_id: str) -> list[VenueFill]:
         """The growth of the order's executed quantity since the last fill published, as one fill."""
@@ -353,24 +339,24 @@ class TradierAdapter(LiveVenueAdapter):
         except VenueRefused as exc:
             raise OrderNotFoundAtVenue(str(exc)) from None
         raw = (body or {}).get("order") or {}
-        cum, avg = _dec(raw.get("exec_quantity")), _dec(raw.get("avg_fill_price"))
+        cum, avg = venue_decimal(raw.get("exec_quantity")), venue_decimal(raw.get("avg_fill_price"))
         tracked = self.tracked(order.client_order_id)
         seen_qty = tracked.filled if tracked is not None else ZERO
         known_qty, known_value = self._value.get(venue_order_id, (ZERO, ZERO))
         if cum <= seen_qty or cum <= 0:
             return []
         delta = cum - seen_qty
-        if delta == _dec(raw.get("last_fill_quantity")) and _dec(raw.get("last_fill_price")) > 0:
-            price = _dec(raw.get("last_fill_price"))
+        if delta == venue_decimal(raw.get("last_fill_quantity")) and venue_decimal(raw.get("last_fill_price")) > 0:
+            price = venue_decimal(raw.get("last_fill_price"))
         elif known_qty == seen_qty and seen_qty > 0:
             price = (cum * avg - known_value) / delta
         else:
             price = avg
         self._value[venue_order_id] = (cum, cum * avg)
-        return [VenueFill(trade_id=trade_id(venue_order_id, cum), venue_order_id=venue_order_id,
+        return [VenueFill(trade_id=cumulative_trade_id(venue_order_id, cum), venue_order_id=venue_order_id,
                           client_order_id=order.client_order_id, symbol=str(raw.get("symbol", "")), side=order.side,
                           quantity=delta, price=price, fee=ZERO, fee_currency="USD",
-                          ts_ns=_ns(raw.get("transaction_date")) or self.wall_ns())]
+                          ts_ns=iso_ns(raw.get("transaction_date")) or self.wall_ns())]
 
     async def venue_fills(self, since_ns: int) -> list[VenueFill]:
         return []  # no fill history with execution ids at Tradier (see the module docstring)
@@ -378,8 +364,8 @@ class TradierAdapter(LiveVenueAdapter):
     async def venue_balances(self) -> dict[str, Decimal]:
         positions = await self.http.request("GET", f"/accounts/{self.account}/positions")
         balances = await self.http.request("GET", f"/accounts/{self.account}/balances")
-        out = {p["symbol"]: _dec(p["quantity"]) for p in items((positions or {}).get("positions"), "position")}
-        out["USD"] = _dec(((balances or {}).get("balances") or {}).get("total_cash"))
+        out = {p["symbol"]: venue_decimal(p["quantity"]) for p in items((positions or {}).get("positions"), "position")}
+        out["USD"] = venue_decimal(((balances or {}).get("balances") or {}).get("total_cash"))
         return out
 
 
