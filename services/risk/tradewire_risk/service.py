@@ -33,7 +33,6 @@ from tradewire_common.schemas import (
     PortfolioSnapshot,
     Signal,
     SubmitOrder,
-    TradingState,
 )
 from tradewire_common.service import Service
 from tradewire_risk.automation import Automation
@@ -42,8 +41,6 @@ from tradewire_risk.feed import ContextFeed
 from tradewire_risk.kill_switch import TradingControl
 
 log = logging.getLogger(__name__)
-
-STATE_VALUE = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
 
 
 class RiskService(Service):
