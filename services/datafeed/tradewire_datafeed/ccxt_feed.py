@@ -39,6 +39,7 @@ from tradewire_common import subjects
 from tradewire_common.config import LiveFeedConfig
 from tradewire_common.ids import derive_id, instrument_id
 from tradewire_common.schemas import Bar, BookLevel, BookSnapshot, Message, Quote, Side, TradeTick
+from tradewire_common.urls import rewrite_urls
 from tradewire_datafeed.catalog import Catalog, CatalogEntry
 from tradewire_datafeed.readers import BarRecord, build_series, parse_interval
 
@@ -92,22 +93,6 @@ def check_loopback(exchange: Any) -> None:
             raise RuntimeError(f"{exchange.id}: tests may only call 127.0.0.1, not {url}")
 
 
-def _rewrite(node: Any, base: str) -> Any:
-    if isinstance(node, str):
-        if "://" not in node:
-            return node
-        target = urlsplit(base)
-        scheme = ("wss" if target.scheme == "https" else "ws") if node.startswith(("ws:", "wss:")) else target.scheme
-        rest = node.split("://", 1)[1]
-        path = rest[rest.index("/"):] if "/" in rest else ""
-        return f"{scheme}://{target.netloc}{target.path.rstrip('/')}{path}"
-    if isinstance(node, dict):
-        return {k: _rewrite(v, base) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_rewrite(v, base) for v in node]
-    return node
-
-
 def make_exchange(exchange_id: str, *, sandbox: bool = False, url_override: str = "", timeout_ms: int = 10_000) -> Any:
     """A public-data ccxt.pro client with market loading restricted to spot (no credentials)."""
     cls = getattr(ccxtpro, exchange_id, None)
@@ -117,7 +102,7 @@ def make_exchange(exchange_id: str, *, sandbox: bool = False, url_override: str 
     if sandbox:
         exchange.set_sandbox_mode(True)
     if url_override:
-        exchange.urls["api"] = _rewrite(exchange.urls["api"], url_override)
+        exchange.urls["api"] = rewrite_urls(exchange.urls["api"], url_override)
     return exchange
 
 

@@ -36,7 +36,6 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import ccxt.pro as ccxtpro
@@ -46,6 +45,7 @@ from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 from tradewire_common.config import Config, InstrumentSpec, VenueConfig
 from tradewire_common.ids import instrument_id
 from tradewire_common.schemas import Liquidity, OrderType, Side, SubmitOrder, TimeInForce
+from tradewire_common.urls import rewrite_urls
 from tradewire_execution.live.base import (
     CAP_POST_ONLY,
     Ambiguous,
@@ -99,26 +99,6 @@ def instrument_symbol(symbol: str) -> str:
     """``BTC/USDT`` -> ``BTCUSDT`` (the symbol part of the instrument id)."""
     base, _, quote = symbol.partition("/")
     return (base + quote.split(":")[0]).replace(" ", "")
-
-
-def rewrite_urls(node: Any, base: str) -> Any:
-    """Every URL of a ccxt ``urls`` tree with its scheme and host replaced by ``base`` (``ws(s)`` for sockets)."""
-    if isinstance(node, str):
-        if "://" not in node:
-            return node
-        parts = urlsplit(node)
-        target = urlsplit(base)
-        scheme = target.scheme
-        if parts.scheme in ("ws", "wss"):
-            scheme = "wss" if target.scheme == "https" else "ws"
-        rest = node.split("://", 1)[1]
-        path = rest[rest.index("/"):] if "/" in rest else ""
-        return f"{scheme}://{target.netloc}{target.path.rstrip('/')}{path}"
-    if isinstance(node, dict):
-        return {k: rewrite_urls(v, base) for k, v in node.items()}
-    if isinstance(node, list):
-        return [rewrite_urls(v, base) for v in node]
-    return node
 
 
 def make_exchange(
