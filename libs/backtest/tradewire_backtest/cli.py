@@ -30,6 +30,18 @@ def _param(text: str) -> tuple[str, int | float | str | bool]:
     return key, value
 
 
+def add_position_options(p: argparse.ArgumentParser) -> None:
+    """The options both engines simulate for positions and exits (``backtest`` and ``sweep`` share them)."""
+    p.add_argument("--long-short", action="store_true", help="short too: opposite signals flip the position")
+    p.add_argument("--whole-units", action="store_true", help="trade whole units only")
+    p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
+    p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
+    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="FRACTION",
+                   help="trailing stop below the best price since entry (0.03 = 3%%)")
+    p.add_argument("--time-stop", type=int, default=0, metavar="SECONDS",
+                   help="close a position at the open of the first bar this long after its entry fill")
+
+
 def register(sub: Any) -> None:
     """Add the ``backtest`` subcommand to the ``tradewire`` parser (entry point)."""
     p = sub.add_parser("backtest", help="backtest a strategy on a bar file (event or vector mode)")
@@ -43,14 +55,7 @@ def register(sub: Any) -> None:
     p.add_argument("--fill", choices=("close", "next_open"), default="close")
     p.add_argument("--sizing", choices=("all-in", "risk"), default="risk",
                    help="all-in: all equity per entry, fractional units, no risk limits (for comparisons)")
-    p.add_argument("--long-short", action="store_true", help="short too: opposite signals flip the position")
-    p.add_argument("--whole-units", action="store_true", help="trade whole units only")
-    p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
-    p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
-    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="FRACTION",
-                   help="trailing stop below the best price since entry (0.03 = 3%%)")
-    p.add_argument("--time-stop", type=int, default=0, metavar="SECONDS",
-                   help="close a position at the open of the first bar this long after its entry fill")
+    add_position_options(p)
     p.add_argument("--latency-ms", type=int, default=0, help="order latency after the signal bar (event mode)")
     p.add_argument("--maker-fee-bps", type=float, default=None, help="fee of resting limit fills (default: --fee-bps)")
     p.add_argument("--impact", type=float, default=0.0,

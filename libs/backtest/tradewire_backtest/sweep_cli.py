@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tradewire_backtest.cli import _param
+from tradewire_backtest.cli import _param, add_position_options
 
 if TYPE_CHECKING:
     from tradewire_backtest.guards import Selection, VectorEvaluator
@@ -61,14 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument("--fixed-fee", type=float, default=0.0, help="fixed fee per order")
     p.add_argument("--slippage-bps", type=float, default=0.0)
     p.add_argument("--fill", choices=("close", "next_open"), default="close")
-    p.add_argument("--long-short", action="store_true", help="short too: opposite signals flip the position")
-    p.add_argument("--whole-units", action="store_true", help="trade whole units only")
-    p.add_argument("--stop-loss", type=float, default=0.0, metavar="FRACTION", help="stop loss (0.02 = 2%%)")
-    p.add_argument("--take-profit", type=float, default=0.0, metavar="FRACTION", help="take profit (0.05 = 5%%)")
-    p.add_argument("--trailing-stop", type=float, default=0.0, metavar="FRACTION",
-                   help="trailing stop below the best price since entry (0.03 = 3%%)")
-    p.add_argument("--time-stop", type=int, default=0, metavar="SECONDS",
-                   help="close a position at the open of the first bar this long after its entry fill")
+    add_position_options(p)
     split = p.add_mutually_exclusive_group()
     split.add_argument("--train-fraction", type=_fraction, metavar="F",
                        help="choose on the first F of the bars, report the rest (out of sample)")
