@@ -60,7 +60,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 from fastapi import FastAPI
@@ -198,17 +198,22 @@ class ExecutionService(Service):
         for venue in self.venues.values():
             await venue.close()
 
-    async def load_venue_state(self, name: str, venue: VenueAdapter) -> None:
-        key = state_key(name)
+    async def _restore(self, key: str, restore: Callable[[bytes], None], what: str, empty: str) -> bytes | None:
+        """Load ``key`` from the KV bucket into ``restore``; a state that cannot be loaded stops the start
+        (rather than silently dropping acknowledged orders or armed stops)."""
         raw = await self.bus.kv_get(key)
         if raw:
             try:
-                venue.restore_state(raw)
-            except ValueError as exc:  # refuse to start rather than drop acknowledged orders silently
-                raise RuntimeError(
-                    f"cannot restore venue {name} from KV key {key!r}: {exc} "
-                    "(delete the key to start the venue empty)"
-                ) from exc
+                restore(raw)
+            except ValueError as exc:
+                raise RuntimeError(f"cannot restore {what} from KV key {key!r}: {exc} (delete the key to {empty})"
+                                   ) from exc
+        return raw
+
+    async def load_venue_state(self, name: str, venue: VenueAdapter) -> None:
+        key = state_key(name)
+        raw = await self._restore(key, venue.restore_state, f"venue {name}", "start the venue empty")
+        if raw:
             log.info("venue %s restored: %d working orders", name, len(venue.open_orders()),
                      extra={"key": key, "bytes": len(raw)})
         self._saved_revision[name] = venue.state_revision
@@ -236,16 +241,10 @@ class ExecutionService(Service):
 
     async def load_exits(self, name: str) -> None:
         key = exits_key(name)
-        raw = await self.bus.kv_get(key)
         emulator = self.exits[name]
+        raw = await self._restore(key, emulator.restore_state, f"the emulated exits of venue {name}",
+                                  "start without them")
         if raw:
-            try:
-                emulator.restore_state(raw)
-            except ValueError as exc:  # refuse to start rather than drop armed stops silently
-                raise RuntimeError(
-                    f"cannot restore the emulated exits of venue {name} from KV key {key!r}: {exc} "
-                    "(delete the key to start without them)"
-                ) from exc
             log.info("venue %s: emulated exits restored: %d armed, %d pending", name, len(emulator.armed()),
                      len(emulator.pending()), extra={"key": key, "bytes": len(raw)})
         self._exits_saved[name] = emulator.revision
