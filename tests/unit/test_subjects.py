@@ -188,6 +188,7 @@ STREAM_SUBJECTS = [
     (subjects.REPLAY, "TW_CONTROL"),
     (subjects.strategy_stage("sma_cross"), "TW_GOVERNANCE"),
     (subjects.strategy_params("sma_cross"), "TW_GOVERNANCE"),
+    (subjects.resolution("KALSHI"), "TW_RESOLUTIONS"),
 ]
 
 
@@ -201,6 +202,7 @@ def test_the_stream_layout_is_pinned() -> None:
         StreamSpec("TW_DEAD_LETTERS", ("dlq.*",)),
         StreamSpec("TW_CONTROL", ("ctl.replay",)),
         StreamSpec("TW_GOVERNANCE", ("gov.>",)),
+        StreamSpec("TW_RESOLUTIONS", ("pm.resolved.*",)),
     )
 
 
@@ -254,6 +256,7 @@ def test_stream_for_is_none_for_core_subjects(subject: str) -> None:
         (subjects.ALL_STRATEGY_STAGES, "TW_GOVERNANCE"),
         (subjects.ALL_STRATEGY_PARAMS, "TW_GOVERNANCE"),
         (subjects.ALL_GOVERNANCE, "TW_GOVERNANCE"),
+        (subjects.ALL_RESOLUTIONS, "TW_RESOLUTIONS"),
         (subjects.signal("sma_cross"), "TW_SIGNALS"),
         (subjects.order_command("BINANCE"), "TW_ORDER_COMMANDS"),
     ],

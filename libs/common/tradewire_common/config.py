@@ -118,10 +118,43 @@ class LiveFeedConfig(Section, frozen=True):
             raise ValueError(f"url_override must start with http:// or https://, got {self.url_override!r}")
 
 
+#: Prediction-market venues (``tradewire_datafeed.prediction`` and ``tradewire_execution.venues``).
+PredictionVenueName = Literal["polymarket", "kalshi", "manifold"]
+
+
+class PredictionFeedConfig(Section, frozen=True):
+    """A prediction-market data feed (``tradewire_datafeed.prediction``): order books (snapshots, then deltas
+    where the venue streams them, healed by a REST snapshot after a gap), trades and resolutions of the
+    configured markets. Public data only."""
+
+    #: Venue name used in instrument ids (``...-YES.KALSHI``).
+    venue: str
+    adapter: PredictionVenueName
+    #: The venue's market ids: Polymarket condition ids, Kalshi tickers, Manifold contract ids.
+    markets: tuple[str, ...]
+    #: Book levels per side of published snapshots.
+    book_depth: Annotated[int, Meta(ge=1, le=1000)] = 10
+    #: The venue's demo/sandbox environment (Kalshi's demo).
+    sandbox: bool = False
+    #: Base URL replacing the scheme and host of every API URL (tests: a fake venue on 127.0.0.1).
+    url_override: str = ""
+    websocket: bool = True
+    poll_interval_s: Annotated[float, Meta(gt=0)] = 5.0
+    reconnect_s: Annotated[float, Meta(gt=0)] = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.markets:
+            raise ValueError(f"prediction feed {self.venue}: markets are required")
+        if self.url_override and not self.url_override.startswith(("http://", "https://")):
+            raise ValueError(f"url_override must start with http:// or https://, got {self.url_override!r}")
+
+
 class DatafeedConfig(Section, frozen=True):
     replay: tuple[ReplaySource, ...] = ()
     #: Live market-data feeds (published as they come; no lockstep, no replay progress).
     live: tuple[LiveFeedConfig, ...] = ()
+    #: Prediction-market feeds (books, trades, resolutions).
+    prediction: tuple[PredictionFeedConfig, ...] = ()
     #: ``"max"`` or a multiple of real time (e.g. ``60`` = one minute of bars per second).
     speed: str | float = "max"
     #: At ``max`` speed, wait for the whole pipeline to go quiet after each bar, so that results
@@ -220,6 +253,14 @@ class InstrumentSpec(Section, frozen=True):
     #: Largest order notional (None = no limit): entries are clipped to it (``INVALID_ORDER`` when less
     #: than ``min_quantity`` is left), closes trimmed to it.
     max_notional: Decimal | None = None
+    #: ``binary``: an outcome contract of a prediction market, priced as a probability in (0, 1) and paying
+    #: 0..1 at resolution; ``spot``: everything else.
+    kind: Literal["spot", "binary"] = "spot"
+    #: Binary: the venue's market id the outcome belongs to (``MarketResolved.market_id``).
+    market_id: str = ""
+    #: Binary: the other outcome of the same market (YES <-> NO); a YES and a NO position together are
+    #: complements (each pair pays exactly 1), so only the unpaired part counts as exposure.
+    complement: InstrumentId | None = None
 
     def __post_init__(self) -> None:
         for name in ("quantity_step", "min_quantity", "price_tick", "max_quantity", "min_notional", "max_notional"):
@@ -230,6 +271,10 @@ class InstrumentSpec(Section, frozen=True):
             raise ValueError(f"max_quantity {self.max_quantity} is below min_quantity {self.min_quantity}")
         if self.max_notional is not None and self.min_notional is not None and self.max_notional < self.min_notional:
             raise ValueError(f"max_notional {self.max_notional} is below min_notional {self.min_notional}")
+        if self.kind != "binary" and (self.market_id or self.complement):
+            raise ValueError("market_id and complement only apply to kind = 'binary'")
+        if self.complement == self.id:
+            raise ValueError(f"instrument {self.id} cannot be its own complement")
 
 
 BreakerState = Literal["REDUCING", "HALTED"]
@@ -421,7 +466,7 @@ class PromotionConfig(Section, frozen=True):
 
 #: Venue adapters by name (``tradewire_execution.venues``). Others extend this Literal with their own adapter
 #: (``"alpaca"``, ``"tradier"``, ``"ibkr"``, ...) and register it in ``tradewire_execution/venues/__init__.py``.
-VenueAdapterName = Literal["paper", "ccxt", "alpaca", "tradier", "ibkr"]
+VenueAdapterName = Literal["paper", "ccxt", "alpaca", "tradier", "ibkr", "polymarket", "kalshi", "manifold"]
 #: ``paper``: simulated by the paper venue (whatever the adapter); ``sandbox``: the adapter against the venue's
 #: testnet/sandbox; ``live``: real orders, which also needs ``tradewire up/run --live``.
 VenueMode = Literal["paper", "sandbox", "live"]
@@ -457,6 +502,11 @@ class VenueConfig(Section, frozen=True):
     in_flight_grace_s: Annotated[float, Meta(gt=0)] = 15.0
     #: Largest |venue balance - ledger position| of a traded base currency that is not a mismatch.
     position_tolerance: Decimal = Decimal("0.00000001")
+    #: Venues that sign orders for a chain (Polymarket): its EVM chain id (137 Polygon, 80002 Amoy testnet).
+    chain_id: Annotated[int, Meta(gt=0)] = 137
+    #: Attached exits (bracket orders) placed natively at the venue when it supports them; false: execution's
+    #: exit emulator keeps them (e.g. Alpaca refuses entries whose brackets include trailing or time stops).
+    native_brackets: bool = True
 
     def __post_init__(self) -> None:
         if self.adapter != "paper" and self.mode != "paper" and not self.symbols:

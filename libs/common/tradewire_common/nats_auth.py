@@ -127,6 +127,7 @@ _OBSERVABLE = (
     subjects.ALL_MARKET_DATA, subjects.ALL_SIGNALS, subjects.ALL_STRATEGY_ERRORS, subjects.ALL_ORDER_COMMANDS,
     subjects.ALL_ORDER_EVENTS, subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_STATE, subjects.RISK_HALT,
     subjects.ALL_ALERTS, subjects.ALL_DEAD_LETTERS, subjects.REPLAY, subjects.STATS_REPORT, subjects.ALL_GOVERNANCE,
+    subjects.ALL_RESOLUTIONS,
 )
 
 
@@ -149,11 +150,13 @@ def role_permissions(role: str) -> Permissions:
     """The permissions of one role (see ``ALL_ROLES``)."""
     if role == "datafeed":
         return _service(role, [subjects.ALL_MARKET_DATA, subjects.REPLAY, subjects.STATS, subjects.ALL_ALERTS,
-                               *_kv_read(), *_kv_write(role)],
+                               subjects.ALL_RESOLUTIONS, *_kv_read(), *_kv_write(role)],
                         [subjects.STATS_REPORT])
     if role == "signals":
+        # prediction strategies read quotes, books and trades, and stop on a market's resolution
         return _service(role, [subjects.ALL_SIGNALS, subjects.ALL_STRATEGY_ERRORS, subjects.ALL_STRATEGY_PARAMS],
-                        [subjects.ALL_BARS])
+                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_TRADES,
+                         subjects.ALL_RESOLUTIONS])
     if role == "risk":
         return _service(role, [subjects.ALL_ORDER_COMMANDS, subjects.STRATEGY_ORDER_EVENTS, subjects.RISK_STATE,
                                subjects.PORTFOLIO_REQUEST, subjects.ALL_ALERTS, subjects.ALL_STRATEGY_STAGES,
@@ -164,11 +167,14 @@ def role_permissions(role: str) -> Permissions:
                         # the kill switch on risk.halt; the circuit breakers' inputs (core subscriptions);
                         # the risk context's bars (ATR) and order events
                         [subjects.PORTFOLIO_SNAPSHOT, subjects.RISK_HALT, subjects.ALL_BARS,
-                         subjects.STRATEGY_ORDER_EVENTS, subjects.ALL_VENUE_STATUS, subjects.ALL_ORDER_EVENTS])
+                         subjects.STRATEGY_ORDER_EVENTS, subjects.ALL_VENUE_STATUS, subjects.ALL_ORDER_EVENTS,
+                         subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_RESOLUTIONS])
     if role == "execution":
-        return _service(role, [subjects.ALL_ORDER_EVENTS, subjects.ALL_ALERTS, *_kv_read(), *_kv_write(role),
-                               *_consume(_stream_of(subjects.ALL_ORDER_COMMANDS))],
-                        [subjects.ALL_BARS])
+        # venue adapters may learn a resolution first (settled positions); the paper venue fills
+        # prediction markets against quotes and books and stops at a resolution
+        return _service(role, [subjects.ALL_ORDER_EVENTS, subjects.ALL_ALERTS, subjects.ALL_RESOLUTIONS,
+                               *_kv_read(), *_kv_write(role), *_consume(_stream_of(subjects.ALL_ORDER_COMMANDS))],
+                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_RESOLUTIONS])
     if role == "ledger":
         consumed = [c for spec in subjects.STREAMS for c in _consume(spec.name)]
         return _service(role, [subjects.PORTFOLIO_SNAPSHOT, subjects.ALL_ALERTS, *consumed],

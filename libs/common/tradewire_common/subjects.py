@@ -60,6 +60,18 @@ ALL_MARKET_DATA = "md.>"
 ALL_BARS = "md.bar.>"
 ALL_QUOTES = "md.quote.>"
 ALL_TRADES = "md.trade.>"
+ALL_BOOKS = "md.book.>"
+
+
+# --- prediction markets (JetStream: a resolution settles positions and must not be lost) --------
+
+
+def resolution(venue: str) -> str:
+    """``MarketResolved`` of a venue's prediction markets (datafeed, execution or a replay publishes)."""
+    return "pm.resolved." + escape_token(venue)
+
+
+ALL_RESOLUTIONS = "pm.resolved.*"
 
 
 # --- trading flow (JetStream: durable, de-duplicated by Nats-Msg-Id) ---------------------------
@@ -166,6 +178,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("TW_DEAD_LETTERS", ("dlq.*",)),
     StreamSpec("TW_CONTROL", ("ctl.replay",)),
     StreamSpec("TW_GOVERNANCE", ("gov.>",)),
+    StreamSpec("TW_RESOLUTIONS", ("pm.resolved.*",)),
 )
 
 #: The JetStream key-value bucket holding the trading state (survives restarts).

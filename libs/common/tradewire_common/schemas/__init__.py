@@ -42,10 +42,13 @@ from tradewire_common.schemas.orders import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderSubmitted,
+    ReplaceOrder,
     SubmitOrder,
 )
 from tradewire_common.schemas.portfolio import PortfolioSnapshot, PositionSnapshot
+from tradewire_common.schemas.prediction import FillConfirmed, FillReversed, MarketResolved, OutcomePayout
 from tradewire_common.schemas.signals import Signal, StrategyError
 
 #: Every concrete message type, in a stable order.
@@ -78,6 +81,11 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     OrderApprovalDecided,
     StrategyStageChanged,
     StrategyParamsChanged,
+    ReplaceOrder,
+    OrderReplaced,
+    MarketResolved,
+    FillConfirmed,
+    FillReversed,
 )
 
 AnyMessage = (
@@ -109,6 +117,11 @@ AnyMessage = (
     | OrderApprovalDecided
     | StrategyStageChanged
     | StrategyParamsChanged
+    | ReplaceOrder
+    | OrderReplaced
+    | MarketResolved
+    | FillConfirmed
+    | FillReversed
 )
 
 M = TypeVar("M", bound=Message)
@@ -167,7 +180,10 @@ __all__ = [
     "DeadLetter",
     "DenyReason",
     "ExecutionWatermark",
+    "FillConfirmed",
+    "FillReversed",
     "Liquidity",
+    "MarketResolved",
     "Message",
     "OrderAccepted",
     "OrderApprovalDecided",
@@ -178,11 +194,14 @@ __all__ = [
     "OrderFilled",
     "OrderPendingApproval",
     "OrderRejected",
+    "OrderReplaced",
     "OrderSubmitted",
     "OrderType",
+    "OutcomePayout",
     "PortfolioSnapshot",
     "PositionSnapshot",
     "Quote",
+    "ReplaceOrder",
     "ReplayCompleted",
     "ReplayStarted",
     "Side",

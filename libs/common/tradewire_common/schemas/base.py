@@ -45,6 +45,8 @@ class TimeInForce(enum.StrEnum):
     IOC = "IOC"
     FOK = "FOK"
     DAY = "DAY"
+    #: Good till date: the order carries ``expire_time_ns`` and the venue expires it then.
+    GTD = "GTD"
 
 
 class Liquidity(enum.StrEnum):

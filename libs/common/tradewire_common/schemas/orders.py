@@ -24,6 +24,12 @@ class _OrderShape(Protocol):
     def trigger_price(self) -> Decimal | None: ...
     @property
     def time_stop_s(self) -> int | None: ...
+    @property
+    def time_in_force(self) -> TimeInForce: ...
+    @property
+    def expire_time_ns(self) -> int | None: ...
+    @property
+    def post_only(self) -> bool: ...
 
 
 def check_order_shape(message: _OrderShape, what: str) -> None:
@@ -49,6 +55,17 @@ def check_order_shape(message: _OrderShape, what: str) -> None:
     time_stop = message.time_stop_s
     if time_stop is not None and time_stop <= 0:
         raise ValueError(f"time_stop_s must be a positive number of seconds, got {time_stop}")
+    gtd = message.time_in_force is TimeInForce.GTD
+    if gtd and message.expire_time_ns is None:
+        raise ValueError(f"a GTD {what} needs expire_time_ns")
+    if not gtd and message.expire_time_ns is not None:
+        raise ValueError(f"only a GTD {what} carries expire_time_ns")
+    if message.expire_time_ns is not None and message.expire_time_ns <= 0:
+        raise ValueError(f"expire_time_ns must be a positive time, got {message.expire_time_ns}")
+    if message.post_only and kind is not OrderType.LIMIT:
+        raise ValueError(f"only a limit {what} can be post-only (maker only)")
+    if message.post_only and message.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+        raise ValueError(f"a post-only {what} cannot be {message.time_in_force.value} (it would never rest)")
 
 
 class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
@@ -80,6 +97,10 @@ class SubmitOrder(Message, frozen=True, tag="SubmitOrder"):
     #: Time stop: the position is closed at the open of the first bar at or after the first fill's
     #: event time plus this many seconds.
     time_stop_s: Annotated[int, Meta(gt=0)] | None = None
+    #: Maker only: the venue refuses (or cancels) the order if it would take liquidity on arrival.
+    post_only: bool = False
+    #: ``GTD`` orders: when the venue expires the order (ns since the epoch, UTC); only with ``GTD``.
+    expire_time_ns: int | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.quantity, "quantity")
@@ -91,6 +112,34 @@ class CancelOrder(Message, frozen=True, tag="CancelOrder"):
     instrument_id: InstrumentId
     client_order_id: ClientOrderId
     reason: str = ""
+
+
+class ReplaceOrder(Message, frozen=True, tag="ReplaceOrder"):
+    """Risk's instruction to change a working order (cancel/replace): the order ``client_order_id`` is
+    replaced by ``new_client_order_id`` with the given quantity and prices (None = unchanged). Venues
+    with a native amend use it; the others cancel and resubmit, and the replacement is placed only once
+    the cancel is confirmed (never two live orders). Answered by ``OrderReplaced`` or ``OrderRejected``
+    (on the new id; the old order keeps working)."""
+
+    strategy_id: StrategyId
+    instrument_id: InstrumentId
+    client_order_id: ClientOrderId
+    new_client_order_id: ClientOrderId
+    #: New total quantity (filled + leaves) of the order; None = unchanged.
+    quantity: Decimal | None = None
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.new_client_order_id == self.client_order_id:
+            raise ValueError("a replacement needs a new client order id")
+        for name in ("quantity", "limit_price", "trigger_price"):
+            value = getattr(self, name)
+            if value is not None:
+                check_positive(value, name)
+        if self.quantity is None and self.limit_price is None and self.trigger_price is None:
+            raise ValueError("a replacement must change quantity, limit_price or trigger_price")
 
 
 class OrderEvent(Message, frozen=True):
@@ -137,6 +186,9 @@ class OrderFilled(OrderEvent, frozen=True, tag="OrderFilled"):
     #: True while the order still has quantity left after this fill.
     partial: bool
     leaves_qty: Decimal = Decimal(0)
+    #: Not final yet at the venue (Polymarket MATCHED): a ``FillConfirmed`` or ``FillReversed`` with the
+    #: same trade id follows. It counts in positions meanwhile (risk sees the exposure).
+    provisional: bool = False
 
     def __post_init__(self) -> None:
         check_positive(self.last_qty, "last_qty")
@@ -152,4 +204,16 @@ class OrderCanceled(OrderEvent, frozen=True, tag="OrderCanceled"):
 
 class OrderExpired(OrderEvent, frozen=True, tag="OrderExpired"):
     reason: str = ""
+    filled_qty: Decimal = Decimal(0)
+
+
+class OrderReplaced(OrderEvent, frozen=True, tag="OrderReplaced"):
+    """The order ``client_order_id`` was replaced: it is now ``new_client_order_id`` (quantities and prices as
+    given; the filled quantity carries over)."""
+
+    new_client_order_id: ClientOrderId
+    venue_order_id: str
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    trigger_price: Decimal | None = None
     filled_qty: Decimal = Decimal(0)

@@ -44,6 +44,9 @@ class Signal(Message, frozen=True, tag="Signal"):
     limit_price: Decimal | None = None
     trigger_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
+    #: Maker-only limit orders and GTD expiry, as on ``SubmitOrder``.
+    post_only: bool = False
+    expire_time_ns: int | None = None
 
     def __post_init__(self) -> None:
         check_positive(self.price, "price")

@@ -36,6 +36,9 @@ ADAPTERS: dict[str, str] = {
     "alpaca": "tradewire_execution.venues.alpaca_adapter:build",
     "tradier": "tradewire_execution.venues.tradier_adapter:build",
     "ibkr": "tradewire_execution.venues.ibkr_adapter:build",
+    "polymarket": "tradewire_execution.venues.polymarket_adapter:build",
+    "kalshi": "tradewire_execution.venues.kalshi_adapter:build",
+    "manifold": "tradewire_execution.venues.manifold_adapter:build",
 }
 
 
