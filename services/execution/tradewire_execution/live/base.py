@@ -38,6 +38,12 @@ Anything else an adapter raises while placing an order counts as ambiguous.
   stream, polling, reconciliation); each becomes one ``OrderFilled`` with ``partial``/``leaves_qty`` from the
   cumulative quantity. An order whose venue status shows more filled than the fills seen gets its fills fetched
   (:meth:`~LiveVenueAdapter.venue_order_fills`) before it may close.
+* **Provisional fills** (Polymarket reports a match before it is final on chain): a :class:`VenueFill` with
+  ``status="provisional"`` becomes ``OrderFilled(provisional=True)``; the same trade id seen later as
+  ``"final"`` becomes one ``FillConfirmed``, as ``"failed"`` one ``FillReversed`` (and the order's filled
+  quantity goes back down). Each of the three is emitted at most once per trade id, across restarts (the
+  unsettled trade ids are in the saved state, also of closed orders); polling fetches the fills of orders with
+  unsettled ones. A trade first seen ``"failed"`` is ignored; first seen ``"final"``, it is a plain fill.
 * **Closing events**: ``OrderCanceled`` (cancelled, or the venue expired the rest of an ``IOC``/``FOK``
   order, as the paper venue says it) and ``OrderExpired`` (``DAY``/``GTD`` expiry), with the filled quantity,
   after every fill of the order.
@@ -58,6 +64,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -71,6 +78,8 @@ from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
     Bar,
     CancelOrder,
+    FillConfirmed,
+    FillReversed,
     Liquidity,
     OrderAccepted,
     OrderCanceled,
@@ -117,6 +126,8 @@ QUERY_RETRIES = 3
 ZERO = Decimal(0)
 
 OrderStatus = Literal["open", "filled", "canceled", "expired", "rejected"]
+#: ``final``: nothing follows (most venues); ``provisional``: matched, not final yet; ``failed``: undone.
+FillStatus = Literal["final", "provisional", "failed"]
 CLOSED_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "expired", "rejected"})
 TrackStatus = Literal["pending", "in_flight", "open", "closed"]
 T = TypeVar("T")
@@ -157,6 +168,7 @@ class VenueFill(msgspec.Struct, frozen=True, kw_only=True):
     fee_currency: str = ""
     liquidity: Liquidity = Liquidity.TAKER
     ts_ns: int
+    status: FillStatus = "final"
 
 
 class VenueError(Exception):
@@ -209,6 +221,8 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     #: Why the order was cancelled by us (the CancelOrder's reason).
     cancel_reason: str = ""
     adopted: bool = False
+    #: Trade id -> quantity of provisional fills not yet confirmed or reversed.
+    provisional: dict[str, Decimal] = msgspec.field(default_factory=dict)
 
 
 class LiveState(msgspec.Struct, kw_only=True):
@@ -414,7 +428,7 @@ class LiveVenueAdapter(VenueAdapter):
             return f"venue {self.name} does not support {order.order_type} orders"
         if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             tif = {TimeInForce.GTC: CAP_GTC, TimeInForce.IOC: CAP_IOC, TimeInForce.FOK: CAP_FOK,
-                   TimeInForce.DAY: CAP_DAY}[order.time_in_force]
+                   TimeInForce.DAY: CAP_DAY, TimeInForce.GTD: CAP_GTD}[order.time_in_force]
             if tif not in caps:
                 return f"venue {self.name} does not support time in force {order.time_in_force}"
         if order.reduce_only and CAP_REDUCE_ONLY not in caps and not self.spot:
@@ -594,13 +608,15 @@ class LiveVenueAdapter(VenueAdapter):
                             self.scrub(str(exc)))
                 more = []
             new += self._unseen(tracked, [*new, *more])[len(new):]
+            settled = self._settle(tracked, more, now_ns)
+            return settled + self._apply_now(tracked, answer, new, now_ns)
         return self._apply_now(tracked, answer, new, now_ns)
 
     def _unseen(self, tracked: TrackedOrder, fills: Sequence[VenueFill]) -> list[VenueFill]:
         out: list[VenueFill] = []
         seen = set(tracked.trade_ids)
         for fill in fills:
-            if fill.trade_id not in seen:
+            if fill.trade_id not in seen and fill.status != "failed":
                 seen.add(fill.trade_id)
                 out.append(fill)
         return out
@@ -637,6 +653,8 @@ class LiveVenueAdapter(VenueAdapter):
         order = tracked.order
         tracked.trade_ids.append(fill.trade_id)
         tracked.filled += fill.quantity
+        if fill.status == "provisional":
+            tracked.provisional[fill.trade_id] = fill.quantity
         leaves = max(ZERO, order.quantity - tracked.filled)
         return self.fill_event(tracked, fill, now_ns, leaves=leaves)
 
@@ -649,7 +667,35 @@ class LiveVenueAdapter(VenueAdapter):
             instrument_id=order.instrument_id, client_order_id=order.client_order_id,
             venue_order_id=fill.venue_order_id or tracked.venue_order_id, trade_id=fill.trade_id, side=order.side,
             last_qty=fill.quantity, last_px=fill.price, fee=abs(fill.fee), fee_currency=fill.fee_currency or "",
-            liquidity=fill.liquidity, partial=leaves > 0, leaves_qty=leaves)
+            liquidity=fill.liquidity, partial=leaves > 0, leaves_qty=leaves, provisional=fill.status == "provisional")
+
+    def _settle(self, tracked: TrackedOrder, fills: Sequence[VenueFill], now_ns: int) -> list[OrderEvent]:
+        """``FillConfirmed`` / ``FillReversed`` for provisional fills the venue now reports final / failed."""
+        order = tracked.order
+        events: list[OrderEvent] = []
+        for fill in fills:
+            qty = tracked.provisional.get(fill.trade_id)
+            if qty is None or fill.status == "provisional":
+                continue
+            del tracked.provisional[fill.trade_id]
+            common = dict(ts_event=fill.ts_ns or now_ns, ts_init=now_ns, correlation_id=order.correlation_id,
+                          strategy_id=order.strategy_id, instrument_id=order.instrument_id,
+                          client_order_id=order.client_order_id,
+                          venue_order_id=fill.venue_order_id or tracked.venue_order_id, trade_id=fill.trade_id)
+            if fill.status == "final":
+                events.append(FillConfirmed(id=derive_id("FillConfirmed", self.name, order.client_order_id,
+                                                         fill.trade_id), **common))  # type: ignore[arg-type]
+                continue
+            tracked.filled -= qty
+            log.warning("venue %s: fill %s of %s failed at the venue; reversed", self.name, fill.trade_id,
+                        order.client_order_id)
+            events.append(FillReversed(
+                id=derive_id("FillReversed", self.name, order.client_order_id, fill.trade_id), side=order.side,
+                last_qty=qty, last_px=fill.price, fee=abs(fill.fee), reason="the venue failed the match",
+                **common))  # type: ignore[arg-type]
+        if events:
+            self._bump()
+        return events
 
     def _close(self, tracked: TrackedOrder, answer: VenueOrder, now_ns: int) -> list[OrderEvent]:
         order = tracked.order
@@ -719,6 +765,10 @@ class LiveVenueAdapter(VenueAdapter):
                 coid = fill.client_order_id or self._coid_of(fill.venue_order_id)
                 if coid:
                     by_coid.setdefault(coid, []).append(fill)
+            for coid, group in by_coid.items():  # provisional fills settled (also of closed orders)
+                known = self.tracked(coid)
+                if known is not None and known.provisional:
+                    events += self._settle(known, group, now)
             for answer in orders:
                 tracked = self._orders.get(answer.client_order_id)
                 if tracked is None:
@@ -737,13 +787,29 @@ class LiveVenueAdapter(VenueAdapter):
         return events
 
     def _coid_of(self, venue_order_id: str) -> str:
-        for coid, tracked in self._orders.items():
+        for coid, tracked in (*self._orders.items(), *self._closed_orders.items()):
             if tracked.venue_order_id == venue_order_id:
                 return coid
         return ""
 
+    async def _poll_unsettled(self) -> None:
+        """Fetch the fills of orders (open or closed) with provisional fills, to learn how they settled."""
+        for tracked in [t for t in (*self._orders.values(), *self._closed_orders.values()) if t.provisional]:
+            order = tracked.order
+            try:
+                fills = await self._call(functools.partial(self.venue_order_fills, order, tracked.venue_order_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("venue %s: fills of %s not fetched: %s", self.name, order.client_order_id,
+                            self.scrub(str(exc)))
+                continue
+            mine = [msgspec.structs.replace(f, client_order_id=order.client_order_id) for f in fills]
+            await self.ingest([], mine)
+
     async def poll_once(self) -> None:
         """One REST round: open orders, and the state of every tracked order no longer open."""
+        await self._poll_unsettled()
         working = [t for t in self._orders.values() if t.status == "open"]
         if not working:
             return
