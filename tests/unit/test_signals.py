@@ -368,7 +368,8 @@ def test_build_strategy_knows_the_built_in_kinds_without_importing_the_service()
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[:3] == ["SmaCross", "Breakout", "RsiReversion"]
-    assert lines[3] == "unknown strategy kind 'nope'; known: breakout, rsi_reversion, sma_cross"
+    assert lines[3] == ("unknown strategy kind 'nope'; known: breakout, prediction_arbitrage, prediction_edge, "
+                        "rsi_reversion, sma_cross")
 
 
 async def test_a_user_strategy_registered_with_the_decorator_is_run_by_the_service() -> None:

@@ -1,16 +1,20 @@
 """The strategy plugin interface.
 
 A strategy receives bars and returns signal intents; the runner turns intents into ``Signal``
-messages with deterministic ids. Strategies are registered by ``kind`` name, either with the
-:func:`register` decorator or through the ``tradewire.strategies`` entry-point group, and declare
-their parameters as a frozen msgspec Struct so bad parameters fail at start naming the field.
+messages with deterministic ids. Strategies that declare ``market_data`` (``quotes``, ``books``,
+``resolutions``) also get the service's local order books (:meth:`Strategy.on_book`, after every quote,
+snapshot or delta of one of their instruments) and market resolutions (:meth:`Strategy.on_resolution`),
+and may return several intents at once (e.g. the two legs of an arbitrage). Strategies are registered
+by ``kind`` name, either with the :func:`register` decorator or through the ``tradewire.strategies``
+entry-point group, and declare their parameters as a frozen msgspec Struct so bad parameters fail at
+start naming the field.
 """
 
 from __future__ import annotations
 
 import abc
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, Inexact
 from importlib.metadata import entry_points
@@ -18,8 +22,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from tradewire_common.config import StrategyConfig
-from tradewire_common.schemas import Bar, OrderType, Side, TimeInForce
+from tradewire_common.config import InstrumentSpec, StrategyConfig
+from tradewire_common.schemas import Bar, MarketResolved, OrderType, Side, TimeInForce
+from tradewire_signals.prediction.book import LocalBook
 
 #: A decimal context for exact sums, differences and products of prices (``localcontext(EXACT)``):
 #: the default context rounds to 28 significant digits, which can make two different sums equal
@@ -54,6 +59,18 @@ class Intent:
     limit_price: Decimal | None = None
     trigger_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    expire_time_ns: int | None = None
+    #: Book-driven strategies: the instrument to trade (None: the event's), the price risk sizes with
+    #: (None: the bar close; required for intents from :meth:`Strategy.on_book`), and a correlation id the
+    #: signals of one opportunity share (None: the triggering event's id).
+    instrument_id: str | None = None
+    price: Decimal | None = None
+    correlation_id: str | None = None
+
+
+#: Market data a strategy may ask for besides bars (``Strategy.market_data``).
+MARKET_DATA = frozenset({"quotes", "books", "resolutions"})
 
 
 class Strategy(abc.ABC, Generic[P]):
@@ -65,6 +82,8 @@ class Strategy(abc.ABC, Generic[P]):
 
     kind: ClassVar[str]
     params_type: ClassVar[type[StrategyParams]]
+    #: Besides bars: any of ``MARKET_DATA`` (bar-only strategies leave it empty).
+    market_data: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, strategy_id: str, instruments: tuple[str, ...], params: P) -> None:
         self.strategy_id = strategy_id
@@ -74,6 +93,18 @@ class Strategy(abc.ABC, Generic[P]):
     @abc.abstractmethod
     def on_bar(self, bar: Bar) -> Intent | None:
         """React to one bar of a subscribed instrument; return an intent or None."""
+
+    def bind(self, specs: Mapping[str, InstrumentSpec]) -> None:
+        """Called once by the service with ``risk.instruments`` by id (binary specs name each outcome's
+        market and complement); a strategy may add instruments it needs to ``self.instruments`` here."""
+
+    def on_book(self, instrument_id: str, books: Mapping[str, LocalBook]) -> Sequence[Intent]:
+        """The book of ``instrument_id`` changed (``books``: every fresh local book by instrument)."""
+        return ()
+
+    def on_resolution(self, resolved: MarketResolved) -> Sequence[Intent]:
+        """A prediction market resolved (every strategy asking for ``resolutions`` sees every one)."""
+        return ()
 
 
 _REGISTRY: dict[str, type[Strategy[Any]]] = {}
@@ -92,7 +123,8 @@ def register(kind: str) -> Callable[[S], S]:
 
 
 #: Modules of the built-in strategies (they register themselves on import).
-BUILTIN_MODULES = ("tradewire_signals.breakout", "tradewire_signals.rsi_reversion", "tradewire_signals.sma_cross")
+BUILTIN_MODULES = ("tradewire_signals.breakout", "tradewire_signals.rsi_reversion", "tradewire_signals.sma_cross",
+                   "tradewire_signals.prediction.edge", "tradewire_signals.prediction.arbitrage")
 
 
 def strategy_class(kind: str) -> type[Strategy[Any]]:
