@@ -78,6 +78,9 @@ class ReplaySource(Section, frozen=True):
     interval: str = ""
     #: Replay at most this many bars (0 = all).
     limit: Annotated[int, Meta(ge=0)] = 0
+    #: Prediction markets: a JSON file with the market's recorded resolution, published as ``MarketResolved``
+    #: when the replay ends (``tradewire_datafeed.readers_resolution``; sources sharing it publish it once).
+    resolution: str = ""
 
 
 #: Live market-data channels (``datafeed.live[].channels``): ``bars`` (Bar on ``md.bar.*``), ``trades``
