@@ -4,6 +4,8 @@ At ``speed = "max"`` with ``lockstep`` (the default) it waits for the whole pipe
 after each bar (see ``tradewire_common.lockstep``), which makes a replay over NATS produce exactly
 the fills a backtest does. At ``speed = N`` it paces bars at N× real time. Progress is kept in
 the KV bucket, so a restarted feed resumes where it stopped instead of replaying from the start.
+A source with a recorded prediction-market ``resolution`` has it published as ``MarketResolved`` on
+``pm.resolved.<venue>`` after the last bar, so the ledger settles what the replay opened.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tradewire_common.schemas import Bar, ReplayCompleted, ReplayStarted
 from tradewire_common.service import Service
 from tradewire_datafeed.catalog import read_source
 from tradewire_datafeed.readers import to_bars
+from tradewire_datafeed.readers_resolution import read_resolution
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,9 @@ class DatafeedService(Service):
     def __init__(self, config: Config, bus: Bus, *, clock: Clock | None = None) -> None:
         super().__init__(config, bus, clock=clock)
         self.bars = load_replay(config)
+        #: Recorded market resolutions to publish when the replay ends (one per file).
+        self.resolutions = [read_resolution(p) for p in dict.fromkeys(s.resolution for s in config.datafeed.replay
+                                                                     if s.resolution)]
         self.dataset = ",".join(Path(s.path).name for s in config.datafeed.replay) or "none"
         self.progress_key = "replay.progress." + derive_id("replay", self.dataset, len(self.bars))[:16]
         self.published = 0
@@ -150,6 +156,7 @@ class DatafeedService(Service):
                 await self.bus.kv_put(self.progress_key, str(self.published).encode())
         await self.bus.kv_put(self.progress_key, str(len(self.bars)).encode())
         await lockstep.wait_quiet()
+        await self._publish_resolutions()
         self.finished_at = time.monotonic()
         await self.bus.publish(
             subjects.REPLAY,
@@ -165,6 +172,17 @@ class DatafeedService(Service):
         self.done = True
         self.replay_done.set(1)
         log.info("replay done: %d bars in %.2fs", len(self.bars), self.finished_at - self.started_at)
+
+    async def _publish_resolutions(self) -> None:
+        """The recorded resolutions, at their event time, after the last bar (the ledger settles)."""
+        for resolved in self.resolutions:
+            if isinstance(self.clock, SimulatedClock):
+                self.clock.advance_to(max(self.clock.now_ns(), resolved.ts_event))
+            await self.bus.publish(subjects.resolution(resolved.venue),
+                                   msgspec.structs.replace(resolved, ts_init=self.clock.now_ns()))
+            log.info("replayed the resolution of %s %s: %s", resolved.venue, resolved.market_id, resolved.resolution)
+            if self.lockstep is not None:
+                await self.lockstep.wait_quiet()
 
     def status(self) -> dict[str, Any]:
         elapsed = None
