@@ -18,6 +18,15 @@ Conventions
   advances it once it knows every fill and mark up to that event time has been applied.
 * The portfolio does not de-duplicate fills; apply a fill only when the store accepted it
   (``LedgerStore.record_fill`` returned True).
+* **Settlement** (prediction markets, :class:`Settle`): a resolved instrument's position closes at the
+  payout (0..1 per contract, no fee): a position of signed quantity ``Q`` with average cost ``A``
+  realises ``Q * (payout - A)`` and cash moves by ``Q * payout``; the position leaves the snapshot
+  (a flat one too). A payout of 0 is not a fill (fills have positive prices) and is not a mark.
+* **Reversal** (a provisional fill undone): the caller rebuilds the portfolio from the fills that
+  still count and the settlements, in their original order (:meth:`Portfolio.rebuild`), and keeps
+  the marks (:meth:`Portfolio.keep_marks`): the result equals a portfolio that never saw the fill,
+  last prices included (a last price is the newer of the latest mark and the latest fill price; on
+  equal event times the mark).
 
 All arithmetic runs in a local decimal context with 34 significant digits (IEEE decimal128),
 independent of the calling thread's context.
@@ -25,6 +34,7 @@ independent of the calling thread's context.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
@@ -77,6 +87,40 @@ def apply_to_position(pos: Position, fill: OrderFilled) -> Decimal:
     return realized
 
 
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A resolved instrument's position closes at ``payout`` per contract (see the module docstring)."""
+
+    instrument_id: str
+    payout: Decimal
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What one settlement did: the position it closed and the PnL and cash it moved."""
+
+    instrument_id: str
+    quantity: Decimal
+    avg_price: Decimal
+    payout: Decimal
+    realized_pnl: Decimal
+    cash: Decimal
+
+
+#: What the portfolio applies, in order: fills and settlements.
+Entry = OrderFilled | Settle
+
+
+def settle_position(pos: Position, payout: Decimal) -> Decimal:
+    """Close ``pos`` at ``payout``; returns the PnL it realised. Call inside ``localcontext(prec=PRECISION)``."""
+    realized = pos.quantity * (payout - pos.avg_price) if pos.quantity else _ZERO
+    pos.realized_pnl += realized
+    pos.quantity = _ZERO
+    pos.avg_price = _ZERO
+    return realized
+
+
 def unrealized_pnl(pos: Position, last: Decimal) -> Decimal:
     """``pos``'s unrealised PnL at the price ``last`` (0 when flat)."""
     return (last - pos.avg_price) * pos.quantity if pos.quantity else _ZERO
@@ -97,8 +141,9 @@ class Portfolio:
         self._fills = 0
         self._as_of = 0
         self._positions: dict[str, Position] = {}
-        #: instrument -> (last price, event time of that price)
-        self._last: dict[str, tuple[Decimal, int]] = {}
+        #: instrument -> (price, event time) of the latest mark, and of the latest fill
+        self._marks: dict[str, tuple[Decimal, int]] = {}
+        self._fill_px: dict[str, tuple[Decimal, int]] = {}
 
     # --- read-only views --------------------------------------------------------------------
 
@@ -130,8 +175,14 @@ class Portfolio:
         return Position(pos.instrument_id, pos.quantity, pos.avg_price, pos.realized_pnl, pos.fills)
 
     def last_price(self, instrument_id: str) -> Decimal | None:
-        last = self._last.get(instrument_id)
+        last = self._last(instrument_id)
         return None if last is None else last[0]
+
+    def _last(self, instrument_id: str) -> tuple[Decimal, int] | None:
+        mark, fill = self._marks.get(instrument_id), self._fill_px.get(instrument_id)
+        if mark is None or (fill is not None and fill[1] > mark[1]):
+            return fill
+        return mark
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -150,23 +201,56 @@ class Portfolio:
             self._realized += realized
             self._fees += fill.fee
             self._fills += 1
-        self._observe(fill.instrument_id, px, fill.ts_event)
+        _observe(self._fill_px, fill.instrument_id, px, fill.ts_event)
+
+    def apply(self, entry: Entry) -> Settled | None:
+        """Apply a fill or a settlement (what a settlement did, else None)."""
+        if isinstance(entry, Settle):
+            return self.settle(entry.instrument_id, entry.payout)
+        self.apply_fill(entry)
+        return None
+
+    def settle(self, instrument_id: str, payout: Decimal) -> Settled | None:
+        """Close the position in ``instrument_id`` at ``payout`` and drop it from the snapshot; None
+        when there is no open position (a flat one is dropped all the same)."""
+        if not (payout.is_finite() and 0 <= payout <= 1):
+            raise ValueError(f"payout must be within 0..1, got {payout}")
+        pos = self._positions.pop(instrument_id, None)
+        if pos is None or pos.quantity == 0:
+            return None
+        with localcontext(prec=PRECISION):
+            quantity, avg = pos.quantity, pos.avg_price
+            realized = settle_position(pos, payout)
+            cash = quantity * payout
+            self._cash += cash
+            self._realized += realized
+        return Settled(instrument_id, quantity, avg, payout, realized, cash)
+
+    def preview_settle(self, instrument_id: str, payout: Decimal) -> Settled | None:
+        """What :meth:`settle` would do, without doing it."""
+        pos = self._positions.get(instrument_id)
+        if pos is None or pos.quantity == 0:
+            return None
+        with localcontext(prec=PRECISION):
+            copy = Position(instrument_id, pos.quantity, pos.avg_price)
+            realized = settle_position(copy, payout)
+            return Settled(instrument_id, pos.quantity, pos.avg_price, payout, realized, pos.quantity * payout)
+
+    def keep_marks(self, other: Portfolio) -> None:
+        """Take ``other``'s marks and watermark (after a rebuild that replaces ``other``)."""
+        self._marks = dict(other._marks)
+        self.advance(other.as_of)
 
     def mark(self, instrument_id: str, price: Decimal, ts: int) -> None:
         """Record a market price for unrealised PnL (ignored if older than the last price seen)."""
         if not price.is_finite() or price <= 0:
             raise ValueError(f"mark price must be positive and finite, got {price}")
-        self._observe(instrument_id, price, ts)
+        _observe(self._marks, instrument_id, price, ts)
 
     def advance(self, ts: int) -> None:
         """Move the ``as_of`` watermark forward (never backwards)."""
         if ts > self._as_of:
             self._as_of = ts
-
-    def _observe(self, instrument_id: str, price: Decimal, ts: int) -> None:
-        last = self._last.get(instrument_id)
-        if last is None or ts >= last[1]:
-            self._last[instrument_id] = (price, ts)
 
     # --- snapshot ---------------------------------------------------------------------------
 
@@ -179,7 +263,9 @@ class Portfolio:
             exposure = _ZERO
             for instrument_id in sorted(self._positions):
                 pos = self._positions[instrument_id]
-                last = self._last[instrument_id][0]  # every position has had at least a fill price
+                last_seen = self._last(instrument_id)
+                assert last_seen is not None  # every position has had at least a fill price
+                last = last_seen[0]
                 upnl = unrealized_pnl(pos, last)
                 value = pos.quantity * last
                 market_value += value
@@ -213,11 +299,16 @@ class Portfolio:
         )
 
     @classmethod
-    def rebuild(
-        cls, account: str, starting_cash: Decimal, currency: str, fills: list[OrderFilled]
-    ) -> Portfolio:
-        """A portfolio with ``fills`` applied in order (after a restart, from ``load_fills``)."""
+    def rebuild(cls, account: str, starting_cash: Decimal, currency: str, entries: Iterable[Entry]) -> Portfolio:
+        """A portfolio with ``entries`` (fills and settlements) applied in order (after a restart, from the
+        store's ``load_journal``; or after a reversal)."""
         portfolio = cls(account, starting_cash, currency)
-        for fill in fills:
-            portfolio.apply_fill(fill)
+        for entry in entries:
+            portfolio.apply(entry)
         return portfolio
+
+
+def _observe(table: dict[str, tuple[Decimal, int]], instrument_id: str, price: Decimal, ts: int) -> None:
+    last = table.get(instrument_id)
+    if last is None or ts >= last[1]:
+        table[instrument_id] = (price, ts)

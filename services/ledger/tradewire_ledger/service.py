@@ -6,6 +6,19 @@ nothing. The portfolio is rebuilt from the stored fills at start.
 
 Snapshots carry an ``as_of`` watermark: the minimum of the last bar marked and, for every paper or
 live venue of a marked instrument, the execution watermark (every fill up to that time applied).
+
+Prediction markets:
+
+* ``MarketResolved`` (durable consumer on ``pm.resolved.*``): every instrument of ``payouts`` with an open
+  position is settled at its payout (:meth:`Portfolio.settle`), a settlement row per instrument is stored
+  with the message (``/v1/settlements``), and the position leaves the snapshots. The same resolution
+  twice settles once (its id, and a settled position is gone), across restarts too.
+* Provisional fills (``OrderFilled.provisional``) count at once; ``FillConfirmed`` marks them
+  ``confirmed``; ``FillReversed`` marks them ``reversed`` and the portfolio and per-strategy book are
+  rebuilt from the journal (the fills that count and the settlements, in order; marks kept), so they are
+  exactly what they would be had the fill never happened. ``/v1/fills`` shows each fill's ``status``.
+* Messages that move the portfolio (fills, reversals, resolutions) are recorded and applied under one
+  lock, so the order the store saw (a settlement's ``after_fill_seq``) is the order applied.
 """
 
 from __future__ import annotations
@@ -30,14 +43,18 @@ from tradewire_common.metrics_portfolio import PortfolioMetrics
 from tradewire_common.schemas import (
     Bar,
     ExecutionWatermark,
+    FillReversed,
+    MarketResolved,
     OrderFilled,
     ReplayCompleted,
     ReplayStarted,
     SubmitOrder,
 )
 from tradewire_common.service import Service
-from tradewire_ledger.accounting import Portfolio
+from tradewire_ledger.accounting import Portfolio, Settled
 from tradewire_ledger.store import LedgerStore, open_store
+from tradewire_ledger.store_lifecycle import Journal
+from tradewire_ledger.store_sql import REVERSED
 from tradewire_ledger.strategy_book import StrategyMetrics
 
 log = logging.getLogger(__name__)
@@ -53,6 +70,7 @@ DURABLE_SUBJECTS: tuple[tuple[str, str], ...] = (
     (subjects.ALL_ALERTS, "ledger-alerts"),
     (subjects.REPLAY, "ledger-replay"),
     (subjects.ALL_GOVERNANCE, "ledger-governance"),
+    (subjects.ALL_RESOLUTIONS, "ledger-resolutions"),
 )
 
 
@@ -72,8 +90,14 @@ class LedgerService(Service):
         self.exec_watermarks: dict[str, int] = {}
         self.marked_venues: set[str] = set()
         self.first_fill_wall_s: float | None = None
-        #: ``(client_order_id, trade_id)`` of every fill applied to the portfolio
+        #: ``(client_order_id, trade_id)`` of every fill applied to the portfolio (reversed ones included)
         self._applied: set[tuple[str, str]] = set()
+        #: ... and of those that still count (not reversed)
+        self._counted: set[tuple[str, str]] = set()
+        #: reversals and settlements so far: part of the snapshot id, which must change with them
+        self._revision = 0
+        #: serialises recording and applying what moves the portfolio (fills, reversals, resolutions)
+        self._book_lock = asyncio.Lock()
         #: ``as_of`` of the latest snapshot published
         self._published_as_of = 0
         self._last_snapshot: bytes | None = None
@@ -107,12 +131,11 @@ class LedgerService(Service):
     async def on_start(self) -> None:
         if self._store is None:
             self._store = await self._db(open_store, self.config.ledger)
-        fills = await self._db(self.store.load_fills)
-        lc = self.config.ledger
-        self.portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, fills)
-        self.strategy_metrics.rebuild(fills)
-        self._applied = {(f.client_order_id, f.trade_id) for f in fills}
-        log.info("ledger open: %d fills replayed into the portfolio", len(fills))
+        journal = await self._db(self.store.load_journal)
+        self._rebuild(journal)
+        self._applied = {(f.fill.client_order_id, f.fill.trade_id) for f in journal.fills}
+        log.info("ledger open: %d fills and %d settlements replayed into the portfolio", len(journal.fills),
+                 len(journal.settlements))
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
         await self.bus.serve(subjects.PORTFOLIO_REQUEST, self.answer_portfolio)
         for subject, durable in DURABLE_SUBJECTS:
@@ -121,6 +144,17 @@ class LedgerService(Service):
     async def on_stop(self) -> None:
         if self._store is not None:
             await self._db(self._store.close)
+
+    def _rebuild(self, journal: Journal) -> None:
+        """Portfolio and per-strategy book from the journal (marks and watermark kept)."""
+        lc = self.config.ledger
+        entries = journal.entries()
+        portfolio = Portfolio.rebuild(lc.account, lc.starting_cash, lc.currency, entries)
+        portfolio.keep_marks(self.portfolio)
+        self.portfolio = portfolio
+        self.strategy_metrics.rebuild(entries)
+        self._counted = {(f.fill.client_order_id, f.fill.trade_id) for f in journal.fills if f.status != REVERSED}
+        self._revision = journal.revision
 
     async def answer_portfolio(self, _request: bytes) -> bytes | None:
         """The latest published snapshot, for a (re)starting risk service; empty before the first."""
@@ -143,17 +177,14 @@ class LedgerService(Service):
             if isinstance(message, ReplayCompleted):
                 self.replay[kind]["bars"] = message.bars
         if isinstance(message, OrderFilled):
-            new = await self._db(self.store.record_fill, message, envelope.subject)
-            key = (message.client_order_id, message.trade_id)
-            # not only when new: an earlier attempt may have committed and then failed (a lost
-            # commit acknowledgement), so the redelivery finds it stored but never applied
-            if key not in self._applied:
-                self._applied.add(key)
-                self.portfolio.apply_fill(message)
-                self.strategy_metrics.apply_fill(message)
-                if self.first_fill_wall_s is None:
-                    self.first_fill_wall_s = time.time()
-                await self.publish_snapshot()
+            async with self._book_lock:
+                new = await self._apply_fill(message, envelope.subject)
+        elif isinstance(message, FillReversed):
+            async with self._book_lock:
+                new = await self._reverse(message, envelope.subject)
+        elif isinstance(message, MarketResolved):
+            async with self._book_lock:
+                new = await self._resolve(message, envelope.subject)
         else:
             new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
@@ -161,6 +192,49 @@ class LedgerService(Service):
             self.reconciler.observe(message)
             if isinstance(message, SubmitOrder):
                 self.tick_to_order.on_order(message)
+
+    async def _apply_fill(self, fill: OrderFilled, subject: str) -> bool:
+        new = await self._db(self.store.record_fill, fill, subject)
+        key = (fill.client_order_id, fill.trade_id)
+        # not only when new: an earlier attempt may have committed and then failed (a lost
+        # commit acknowledgement), so the redelivery finds it stored but never applied
+        if key not in self._applied:
+            self._applied.add(key)
+            if fill.provisional and await self._db(self.store.fill_status, *key) == REVERSED:
+                return new  # its reversal came first
+            self._counted.add(key)
+            self.portfolio.apply_fill(fill)
+            self.strategy_metrics.apply_fill(fill)
+            if self.first_fill_wall_s is None:
+                self.first_fill_wall_s = time.time()
+            await self.publish_snapshot()
+        return new
+
+    async def _reverse(self, event: FillReversed, subject: str) -> bool:
+        new = await self._db(self.store.record, event, subject)
+        key = (event.client_order_id, event.trade_id)
+        if key in self._counted and await self._db(self.store.fill_status, *key) == REVERSED:
+            self._rebuild(await self._db(self.store.load_journal))
+            log.warning("fill %s of %s reversed (%s): portfolio rebuilt without it", event.trade_id,
+                        event.client_order_id, event.reason or "no reason given")
+            await self.publish_snapshot()
+        return new
+
+    async def _resolve(self, resolved: MarketResolved, subject: str) -> bool:
+        settling = [s for p in resolved.payouts
+                    if (s := self.portfolio.preview_settle(p.instrument_id, p.payout)) is not None]
+        new = await self._db(self.store.record_resolution, resolved, subject, settling)
+        done: list[Settled] = []
+        for payout in resolved.payouts:
+            if (settled := self.portfolio.settle(payout.instrument_id, payout.payout)) is not None:
+                done.append(settled)
+            self.strategy_metrics.book.settle(payout.instrument_id, payout.payout)
+        if done:
+            self._revision += 1
+            log.info("market %s of %s resolved %s: settled %s", resolved.market_id, resolved.venue,
+                     resolved.resolution, ", ".join(f"{s.quantity} {s.instrument_id} at {s.payout}" for s in done))
+            await self.publish_snapshot()
+        return new
 
     async def on_bar(self, envelope: Envelope) -> None:
         bar = envelope.message
@@ -192,8 +266,11 @@ class LedgerService(Service):
 
     async def publish_snapshot(self) -> None:
         now = self.clock.now_ns()
+        # reversals and settlements change the account without a new fill or watermark
+        revision = (self._revision,) if self._revision else ()
         snap = self.portfolio.snapshot(
-            message_id=derive_id("pf", self.config.ledger.account, self.portfolio.as_of, self.portfolio.fills),
+            message_id=derive_id("pf", self.config.ledger.account, self.portfolio.as_of, self.portfolio.fills,
+                                 *revision),
             ts_init=now,
         )
         await self._db(self.store.append_equity, snap)
@@ -255,6 +332,16 @@ class LedgerService(Service):
         @app.get("/v1/fills")
         async def fills(limit: int = 100) -> list[dict[str, Any]]:
             return await self._db(self.store.list_fills, min(limit, 100_000))
+
+        @app.get("/v1/settlements")
+        async def settlements(limit: int = 100) -> list[dict[str, Any]]:
+            """Positions closed by market resolutions, most recent first."""
+            return await self._db(self.store.list_settlements, min(limit, 100_000))
+
+        @app.get("/v1/resolutions")
+        async def resolutions(limit: int = 1000) -> list[dict[str, Any]]:
+            """Every recorded ``MarketResolved``, oldest first (risk rebuilds its untradable markets)."""
+            return await self._db(self.store.messages_of_type, "MarketResolved", min(limit, 100_000), None)
 
         @app.get("/v1/equity")
         async def equity(limit: int = 1000) -> list[dict[str, Any]]:

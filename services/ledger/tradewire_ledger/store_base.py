@@ -4,6 +4,11 @@ transaction protocol that :mod:`tradewire_ledger.store` implements for SQLite an
 Idempotency: :meth:`LedgerStore.record` returns False and changes nothing when the message id is
 already stored; :meth:`LedgerStore.record_fill` also when the fill's ``(client_order_id,
 trade_id)`` is already stored under another message id.
+
+Prediction markets (:mod:`tradewire_ledger.store_lifecycle`): ``FillConfirmed`` / ``FillReversed``
+move a fill's status (:meth:`LedgerStore.record` returns whether the message is new; the service asks
+:meth:`LedgerStore.fill_status` and :meth:`LedgerStore.load_journal`), ``MarketResolved`` stores its
+settlement rows (:meth:`LedgerStore.record_resolution`).
 """
 
 from __future__ import annotations
@@ -16,9 +21,23 @@ from typing import Any, Protocol
 
 import msgspec
 
-from tradewire_common.schemas import Message, OrderFilled, PortfolioSnapshot, decode_as, encode, tag_of
+from tradewire_common.schemas import (
+    FillConfirmed,
+    FillReversed,
+    MarketResolved,
+    Message,
+    OrderFilled,
+    OrderReplaced,
+    PortfolioSnapshot,
+    decode_as,
+    encode,
+    tag_of,
+)
+from tradewire_ledger import store_lifecycle as lifecycle
 from tradewire_ledger import store_sql as q
-from tradewire_ledger.store_orders import tracks_order, updated_order
+from tradewire_ledger.accounting import Settled
+from tradewire_ledger.store_lifecycle import Journal
+from tradewire_ledger.store_orders import replacement_order, tracks_order, updated_order
 
 Row = tuple[Any, ...]
 
@@ -61,6 +80,13 @@ class LedgerStore(ABC):
         with self._tx() as tx:
             for stmt in q.ddl(self.backend):
                 tx.execute(stmt)
+            row = tx.fetchone(q.MAX_VERSION)
+            # a new database: the DDL made version 1, the migrations do the rest
+            current = int(row[0]) if row and row[0] is not None else 1
+            for step, statements in q.migrations(self.backend, current):
+                for stmt in statements:
+                    tx.execute(stmt)
+                tx.execute(q.INSERT_VERSION, (step,))
             tx.execute(q.INSERT_VERSION, (q.SCHEMA_VERSION,))
             row = tx.fetchone(q.MAX_VERSION)
             version = row[0] if row else None
@@ -86,7 +112,23 @@ class LedgerStore(ABC):
         try:
             with self._tx() as tx:
                 self._insert_message(tx, message, subject)
-                self._update_order(tx, message)
+                if isinstance(message, FillConfirmed):
+                    lifecycle.confirm(tx, message)
+                elif isinstance(message, FillReversed):
+                    lifecycle.reverse(tx, message)
+                else:
+                    self._update_order(tx, message)
+        except Duplicate:
+            return False
+        return True
+
+    def record_resolution(self, message: MarketResolved, subject: str, settled: list[Settled]) -> bool:
+        """Store a resolution and the settlements it made (the service works them out from its portfolio)
+        in one transaction; False (nothing changed) when its id is already stored."""
+        try:
+            with self._tx() as tx:
+                self._insert_message(tx, message, subject)
+                lifecycle.insert_settlements(tx, message, settled)
         except Duplicate:
             return False
         return True
@@ -115,11 +157,13 @@ class LedgerStore(ABC):
                         fill.fee_currency,
                         str(fill.liquidity),
                         fill.ts_event,
+                        lifecycle.status_on_arrival(tx, fill),
                     ),
                 )
                 if inserted == 0:
                     raise Duplicate
-                self._update_order(tx, fill)
+                if lifecycle.fill_status(tx, fill.client_order_id, fill.trade_id) != q.REVERSED:
+                    self._update_order(tx, fill)
         except Duplicate:
             return False
         return True
@@ -164,23 +208,51 @@ class LedgerStore(ABC):
     def _update_order(self, tx: Tx, message: Message) -> None:
         if not tracks_order(message):
             return
-        coid = message.client_order_id
+        current = self._order(tx, message.client_order_id)
+        self._write_order(tx, current, updated_order(current, message))
+        if isinstance(message, OrderReplaced):
+            old = self._order(tx, message.client_order_id)
+            assert old is not None
+            new = self._order(tx, message.new_client_order_id)
+            self._write_order(tx, new, replacement_order(old, new, message))
+
+    @staticmethod
+    def _order(tx: Tx, coid: str) -> dict[str, Any] | None:
         row = tx.fetchone(q.SELECT_ORDER, (coid,))
-        current = None if row is None else dict(zip(q.ORDER_COLUMNS, row, strict=True))
-        order = updated_order(current, message)
+        return None if row is None else dict(zip(q.ORDER_COLUMNS, row, strict=True))
+
+    @staticmethod
+    def _write_order(tx: Tx, current: dict[str, Any] | None, order: dict[str, Any]) -> None:
         if current is None:
             tx.execute(q.INSERT_ORDER, [order[c] for c in q.ORDER_COLUMNS])
         else:
             values = [order[c] for c in q.ORDER_COLUMNS if c != "client_order_id"]
-            tx.execute(q.UPDATE_ORDER, [*values, coid])
+            tx.execute(q.UPDATE_ORDER, [*values, order["client_order_id"]])
 
     # --- reads ------------------------------------------------------------------------------
 
     def load_fills(self) -> list[OrderFilled]:
-        """Every stored fill in insertion order (to rebuild the Portfolio after a restart)."""
+        """Every stored fill that counts (not reversed), in insertion order."""
         with self._tx() as tx:
-            rows = tx.fetchall(q.LOAD_FILLS)
+            rows = tx.fetchall(q.LOAD_FILLS, (q.REVERSED,))
         return [decode_as(str(row[0]).encode(), OrderFilled) for row in rows]
+
+    def load_journal(self) -> Journal:
+        """Every fill with its status and every settlement (to rebuild the Portfolio after a restart
+        or a reversal: ``Journal.entries()``)."""
+        with self._tx() as tx:
+            return lifecycle.load_journal(tx)
+
+    def fill_status(self, client_order_id: str, trade_id: str) -> str | None:
+        """``provisional``, ``confirmed`` or ``reversed`` (None: no such fill)."""
+        with self._tx() as tx:
+            return lifecycle.fill_status(tx, client_order_id, trade_id)
+
+    def list_settlements(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Settlements, most recently recorded first."""
+        with self._tx() as tx:
+            rows = tx.fetchall(q.LIST_SETTLEMENTS, (limit,))
+        return [dict(zip(q.SETTLEMENT_COLUMNS, row, strict=True)) for row in rows]
 
     def list_orders(self, limit: int = 100, strategy_id: str | None = None) -> list[dict[str, Any]]:
         """Orders, newest first (by the event time of their first message)."""

@@ -3,11 +3,15 @@
 Statements use ``?`` placeholders (SQLite); the PostgreSQL backend rewrites them to ``%s``, so
 no statement may contain a literal ``?`` or ``%``.  The DDL differs only in the auto-increment
 primary key.  Decimals are stored as TEXT (``str(Decimal)``), which round-trips exactly.
+
+Schema versions: ``_DDL`` creates version 1 (``IF NOT EXISTS``); ``MIGRATIONS[v]`` brings a database
+from ``v - 1`` to ``v`` (a new one goes through them too), so old SQLite and PostgreSQL databases are
+upgraded in place, in the transaction that opens the store.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Column type of an auto-incrementing integer primary key, per backend.
 AUTO_PK = {
@@ -85,8 +89,46 @@ _DDL = (
 )
 
 
+#: Fill statuses (``fills.status``): an ``OrderFilled`` is stored ``confirmed``, or ``provisional`` until
+#: its ``FillConfirmed`` / ``FillReversed``; a ``reversed`` fill no longer counts anywhere.
+PROVISIONAL, CONFIRMED, REVERSED = "provisional", "confirmed", "reversed"
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # prediction markets: fill statuses, settlements; post-only/GTD orders and replacements
+    2: (
+        f"ALTER TABLE fills ADD COLUMN status TEXT NOT NULL DEFAULT '{CONFIRMED}'",
+        "ALTER TABLE orders ADD COLUMN post_only INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE orders ADD COLUMN expire_time_ns BIGINT",
+        "ALTER TABLE orders ADD COLUMN replaces TEXT",
+        "ALTER TABLE orders ADD COLUMN replaced_by TEXT",
+        """CREATE TABLE IF NOT EXISTS settlements (
+            seq {auto_pk},
+            message_id TEXT NOT NULL REFERENCES messages (id),
+            venue TEXT NOT NULL,
+            market_id TEXT NOT NULL,
+            resolution TEXT NOT NULL,
+            instrument_id TEXT NOT NULL,
+            payout TEXT NOT NULL,
+            quantity TEXT NOT NULL,
+            avg_price TEXT NOT NULL,
+            realized_pnl TEXT NOT NULL,
+            cash TEXT NOT NULL,
+            after_fill_seq BIGINT NOT NULL,
+            ts_event BIGINT NOT NULL,
+            UNIQUE (message_id, instrument_id)
+        )""",
+    ),
+}
+
+
 def ddl(backend: str) -> list[str]:
     return [stmt.replace("{auto_pk}", AUTO_PK[backend]) for stmt in _DDL]
+
+
+def migrations(backend: str, current: int) -> list[tuple[int, list[str]]]:
+    """The migrations a database at version ``current`` needs, in order."""
+    return [(version, [stmt.replace("{auto_pk}", AUTO_PK[backend]) for stmt in MIGRATIONS[version]])
+            for version in sorted(MIGRATIONS) if version > current]
 
 
 INSERT_VERSION = "INSERT INTO schema_version (version) VALUES (?) ON CONFLICT (version) DO NOTHING"
@@ -100,8 +142,8 @@ INSERT_MESSAGE = """INSERT INTO messages
 
 INSERT_FILL = """INSERT INTO fills
     (message_id, client_order_id, trade_id, strategy_id, instrument_id, venue_order_id, side,
-     last_qty, last_px, fee, fee_currency, liquidity, ts_event)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     last_qty, last_px, fee, fee_currency, liquidity, ts_event, status)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (client_order_id, trade_id) DO NOTHING"""
 
 ORDER_COLUMNS = (
@@ -123,6 +165,10 @@ ORDER_COLUMNS = (
     "created_ts",
     "updated_ts",
     "last_message_id",
+    "post_only",
+    "expire_time_ns",
+    "replaces",
+    "replaced_by",
 )
 _ORDER_COLS = ", ".join(ORDER_COLUMNS)
 
@@ -154,9 +200,44 @@ FILL_COLUMNS = (
     "fee_currency",
     "liquidity",
     "ts_event",
+    "status",
 )
 LIST_FILLS = f"SELECT {', '.join(FILL_COLUMNS)} FROM fills ORDER BY seq DESC LIMIT ?"
-LOAD_FILLS = "SELECT m.payload FROM fills f JOIN messages m ON m.id = f.message_id ORDER BY f.seq"
+LOAD_FILLS = (
+    "SELECT m.payload FROM fills f JOIN messages m ON m.id = f.message_id WHERE f.status <> ? ORDER BY f.seq"
+)
+#: Every fill with its sequence number and status, oldest first (the journal).
+LOAD_FILL_JOURNAL = (
+    "SELECT f.seq, f.status, m.payload FROM fills f JOIN messages m ON m.id = f.message_id ORDER BY f.seq"
+)
+FILL_STATUS = "SELECT status FROM fills WHERE client_order_id = ? AND trade_id = ?"
+SET_FILL_STATUS = "UPDATE fills SET status = ? WHERE client_order_id = ? AND trade_id = ? AND status = ?"
+#: An order's fills that still count, oldest first (its filled quantity and average price).
+ORDER_FILLS = "SELECT last_qty, last_px FROM fills WHERE client_order_id = ? AND status <> ? ORDER BY seq"
+MAX_FILL_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM fills"
+#: Confirmations and reversals of an order's fills already stored (a fill may arrive after them).
+FILL_LIFECYCLE = "SELECT type, payload FROM messages WHERE client_order_id = ? AND type IN (?, ?)"
+
+SETTLEMENT_COLUMNS = (
+    "seq",
+    "message_id",
+    "venue",
+    "market_id",
+    "resolution",
+    "instrument_id",
+    "payout",
+    "quantity",
+    "avg_price",
+    "realized_pnl",
+    "cash",
+    "after_fill_seq",
+    "ts_event",
+)
+INSERT_SETTLEMENT = f"""INSERT INTO settlements ({', '.join(SETTLEMENT_COLUMNS[1:])})
+    VALUES ({', '.join('?' for _ in SETTLEMENT_COLUMNS[1:])})
+    ON CONFLICT (message_id, instrument_id) DO NOTHING"""
+LIST_SETTLEMENTS = f"SELECT {', '.join(SETTLEMENT_COLUMNS)} FROM settlements ORDER BY seq DESC LIMIT ?"
+LOAD_SETTLEMENTS = f"SELECT {', '.join(SETTLEMENT_COLUMNS)} FROM settlements ORDER BY seq"
 
 UPSERT_EQUITY = """INSERT INTO equity
     (ts, account, cash, equity, realized, unrealized, exposure, fills, snapshot_id)

@@ -10,8 +10,10 @@ of the instrument, so the strategies are valued at the same prices as the accoun
   closes part of another's long and realises PnL) while each strategy keeps its own position, so
   the realised/unrealised split differs; their total (realised + unrealised) still equals the
   portfolio's, up to the 34-digit rounding of average prices.
-* **Restarts.** Like the portfolio, the book is rebuilt from the stored fills at start
-  (:meth:`StrategyBook.rebuild`), so the gauges continue where they were.
+* **Restarts.** Like the portfolio, the book is rebuilt from the stored fills and settlements at start
+  (:meth:`StrategyBook.rebuild`), so the gauges continue where they were; after a reversed fill too.
+* **Settlement.** A resolved instrument closes every strategy's position in it at the payout, like the
+  portfolio's (the position stays, flat, so its gauge reads 0).
 * **Gauges** (``StrategyMetrics``; Decimal becomes float for metrics only):
   ``tradewire_ledger_strategy_position_notional_value{strategy,instrument}`` (signed quantity × last
   price; a closed position reads 0, not its last value), ``..._strategy_realized_pnl_value{strategy}``
@@ -27,7 +29,15 @@ from decimal import Decimal, localcontext
 
 from tradewire_common.metrics import ServiceMetrics
 from tradewire_common.schemas import OrderFilled
-from tradewire_ledger.accounting import PRECISION, Position, apply_to_position, unrealized_pnl
+from tradewire_ledger.accounting import (
+    PRECISION,
+    Entry,
+    Position,
+    Settle,
+    apply_to_position,
+    settle_position,
+    unrealized_pnl,
+)
 
 _ZERO = Decimal(0)
 
@@ -58,6 +68,19 @@ class StrategyBook:
 
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str], Position] = {}
+
+    def apply(self, entry: Entry) -> None:
+        if isinstance(entry, Settle):
+            self.settle(entry.instrument_id, entry.payout)
+        else:
+            self.apply_fill(entry)
+
+    def settle(self, instrument_id: str, payout: Decimal) -> None:
+        """Close every strategy's position in ``instrument_id`` at ``payout``."""
+        with localcontext(prec=PRECISION):
+            for (_strategy, instrument), pos in self._positions.items():
+                if instrument == instrument_id:
+                    settle_position(pos, payout)
 
     def apply_fill(self, fill: OrderFilled) -> None:
         key = (fill.strategy_id, fill.instrument_id)
@@ -90,11 +113,11 @@ class StrategyBook:
             }
 
     @classmethod
-    def rebuild(cls, fills: Iterable[OrderFilled]) -> StrategyBook:
-        """A book with ``fills`` applied in order (after a restart, from the store's ``load_fills``)."""
+    def rebuild(cls, entries: Iterable[Entry]) -> StrategyBook:
+        """A book with ``entries`` (fills, settlements) applied in order (from the store's ``load_journal``)."""
         book = cls()
-        for fill in fills:
-            book.apply_fill(fill)
+        for entry in entries:
+            book.apply(entry)
         return book
 
 
@@ -112,8 +135,11 @@ class StrategyMetrics:
         self.unrealized = metrics.gauge("strategy_unrealized_pnl_value", "Unrealised PnL per strategy at last prices",
                                         ("strategy",))
 
-    def rebuild(self, fills: Iterable[OrderFilled]) -> None:
-        self.book = StrategyBook.rebuild(fills)
+    def rebuild(self, entries: Iterable[Entry]) -> None:
+        self.book = StrategyBook.rebuild(entries)
+
+    def apply(self, entry: Entry) -> None:
+        self.book.apply(entry)
 
     def apply_fill(self, fill: OrderFilled) -> None:
         self.book.apply_fill(fill)
