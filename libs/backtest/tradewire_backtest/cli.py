@@ -45,7 +45,10 @@ def add_position_options(p: argparse.ArgumentParser) -> None:
 def register(sub: Any) -> None:
     """Add the ``backtest`` subcommand to the ``tradewire`` parser (entry point)."""
     p = sub.add_parser("backtest", help="backtest a strategy on a bar file (event or vector mode)")
-    p.add_argument("--data", required=True, type=Path, help="CSV/JSON/Feather/Parquet OHLCV file")
+    p.add_argument("--data", type=Path, help="CSV/JSON/Feather/Parquet OHLCV file")
+    p.add_argument("--config", type=Path,
+                   help="instead of --data: run this TOML config's replay, strategies, risk, paper venues and ledger "
+                        "in event mode (several instruments, recorded resolutions; the other options are ignored)")
     p.add_argument("--strategy", default="sma_cross")
     p.add_argument("--param", action="append", type=_param, default=[], metavar="KEY=VALUE")
     p.add_argument("--cash", type=Decimal, default=Decimal(10_000))
@@ -70,9 +73,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tradewire_backtest.runner import run_backtest
+    from tradewire_backtest.runner import run_backtest, run_config_backtest
 
+    if (args.data is None) == (args.config is None):
+        print("tradewire backtest: give either --data or --config", file=sys.stderr)
+        return 2
     try:
+        if args.config is not None:
+            if args.mode != "event":
+                raise ValueError("--config runs in event mode only")
+            return _print(run_config_backtest(args.config, report=args.report), as_json=args.json)
         spec = BacktestSpec(
             data=args.data, strategy=args.strategy, params=dict(args.param), cash=args.cash, fee_bps=args.fee_bps,
             fixed_fee=args.fixed_fee, slippage_bps=args.slippage_bps, fill=args.fill, sizing=args.sizing,
@@ -86,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, LookupError, FileNotFoundError) as exc:
         print(f"tradewire backtest: {exc}", file=sys.stderr)
         return 2
-    if args.json:
+    return _print(outcome, as_json=args.json)
+
+
+def _print(outcome: dict[str, Any], *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(outcome))
     else:
         for key, value in outcome.items():

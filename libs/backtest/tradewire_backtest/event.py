@@ -11,7 +11,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -55,6 +55,8 @@ class EventResult:
     bars: int
     elapsed_s: float
     summary: dict[str, Any]
+    #: Positions the ledger closed at a market resolution (prediction markets), oldest first.
+    settlements: list[dict[str, Any]] = field(default_factory=list)
 
 
 def trades_from_fills(fills: Sequence[OrderFilled], bar_index: dict[int, int]) -> list[Trade]:
@@ -129,6 +131,7 @@ async def run_event_async(config: Config, *, work_dir: Path | None = None) -> Ev
             fills = ledger.store.load_fills()
             curve = ledger.store.equity_curve(100_000_000)
             summary = await ledger.summary()
+            settlements = list(reversed(ledger.store.list_settlements(100_000)))
             bars = feed.bars
         finally:
             for name in reversed(START_ORDER):
@@ -141,7 +144,7 @@ async def run_event_async(config: Config, *, work_dir: Path | None = None) -> Ev
     return EventResult(
         fills=fills, trades=trades_from_fills(fills, bar_index), ts=ts, close=close, equity=equity,
         final_equity=Decimal(summary["final_equity"]), starting_cash=config.ledger.starting_cash,
-        bars=len(bars), elapsed_s=elapsed, summary=summary,
+        bars=len(bars), elapsed_s=elapsed, summary=summary, settlements=settlements,
     )
 
 

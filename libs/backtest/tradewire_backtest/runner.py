@@ -62,3 +62,48 @@ def run_backtest(spec: BacktestSpec, *, mode: str = "event", report: Path | None
         write_html_report(report, title=f"{spec.strategy} on {spec.data.name} ({mode} mode)", ts=ts, close=close,
                           equity=equity, trades=trades, metrics=metrics)
     return summary
+
+
+def run_config_backtest(path: Path, *, report: Path | None = None) -> dict[str, Any]:
+    """Event mode over a whole config (``tradewire backtest --config``): every replay source, strategy, risk
+    setting and paper venue as configured, and the recorded resolutions the replay publishes at its end
+    (prediction markets: the ledger settles them). The summary is the ledger's plus its settlements."""
+    from tradewire_backtest.event import run_event
+    from tradewire_backtest.metrics import compute_metrics
+    from tradewire_common.config import load_config
+
+    config = load_config(path)
+    result = run_event(config)
+    # one point per event time (several instruments share bar times), plus the final equity at the ledger's
+    # last event (a resolution after the last bar); trade statistics are left out: a settlement closes a
+    # position without a fill, which the fill-pairing of single-instrument backtests does not know
+    ts = np.unique(result.ts)
+    last = np.searchsorted(result.ts, ts, side="right") - 1
+    equity = result.equity[last] if len(ts) else result.equity
+    as_of = int(result.summary.get("as_of") or 0)
+    if len(ts) and as_of > int(ts[-1]):
+        ts, equity = np.append(ts, as_of), np.append(equity, float(result.final_equity))
+    metrics = compute_metrics(equity, ts, []) if len(ts) else None
+    curve_keys = ("cagr", "volatility", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_bars",
+                  "max_drawdown_seconds", "years", "bars_per_year")
+    summary: dict[str, Any] = {
+        "mode": "event",
+        "config": str(path),
+        "bars": result.bars,
+        "start_ns": int(result.ts[0]) if len(result.ts) else None,
+        "end_ns": int(result.ts[-1]) if len(result.ts) else None,
+        "fills": len(result.fills),
+        "final_equity": float(result.final_equity),
+        "total_return": float(result.final_equity / result.starting_cash - 1),
+        **({k: v for k, v in metrics.to_dict().items() if k in curve_keys} if metrics else {}),
+        "ledger": {k: v for k, v in result.summary.items() if k != "replay"},
+        "settlements": result.settlements,
+        "elapsed_s": round(result.elapsed_s, 6),
+    }
+    if report is not None and metrics is not None:
+        from tradewire_backtest.report import write_html_report
+
+        close = np.append(result.close[last], result.close[-1])[: len(ts)]
+        write_html_report(report, title=f"{path.name} (event mode)", ts=ts, close=close, equity=equity, trades=[],
+                          metrics=metrics)
+    return summary
