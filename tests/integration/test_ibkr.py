@@ -16,13 +16,13 @@ from tests.fakes.ibkr_fake import ACCOUNT, CONIDS, IbkrFake, ibkr_fake
 from tests.support.venue_tests import Sleeps, eventually, stock_order, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
-    CancelOrder,
     OrderAccepted,
-    OrderCanceled,
     OrderEvent,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderType,
+    ReplaceOrder,
     SubmitOrder,
     TimeInForce,
 )
@@ -119,12 +119,14 @@ async def test_cancel_and_cancel_replace(fake: IbkrFake, started: tuple[IbkrAdap
     await submit(adapter, order(12))
     fake.fill("tw-ib-0012", "2", "185.50")
     await eventually(lambda: len(of(host.events, OrderFilled)) == 1)
-    command = CancelOrder(id=derive_id("c", 12), ts_event=2, ts_init=2, strategy_id="sma",
-                          instrument_id=f"AAPL.{VENUE}", client_order_id="tw-ib-0012", reason="replace")
+    command = ReplaceOrder(id=derive_id("r", 12), ts_event=2, ts_init=2, strategy_id="sma",
+                           instrument_id=f"AAPL.{VENUE}", client_order_id="tw-ib-0012",
+                           new_client_order_id="tw-ib-0013", limit_price=Decimal("185.25"))
     async with adapter.host.lock:
-        events = await adapter.replace(command, order(13, limit="185.25"), 3)
-    assert [type(e) for e in events] == [OrderCanceled, OrderAccepted]
-    assert of(events, OrderCanceled)[0].filled_qty == Decimal("2.0")
+        events = await adapter.replace(command, 3)
+    (replaced,) = events  # cancel, then new for what is left
+    assert isinstance(replaced, OrderReplaced)
+    assert (replaced.quantity, replaced.filled_qty) == (Decimal(10), Decimal(2))
     assert fake.by_coid("tw-ib-0012").status == "Cancelled"
     assert adapter.open_orders() == ["tw-ib-0013"]
 

@@ -17,13 +17,13 @@ from tests.fakes.tradier_fake import ACCOUNT, TOKEN, TradierFake, tradier_fake
 from tests.support.venue_tests import Sleeps, eventually, stock_order, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
-    CancelOrder,
     OrderAccepted,
-    OrderCanceled,
     OrderEvent,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderType,
+    ReplaceOrder,
     Side,
     SubmitOrder,
     TimeInForce,
@@ -160,13 +160,17 @@ async def test_cancel_and_cancel_replace(fake: TradierFake, started: tuple[Tradi
     (accepted,) = await submit(adapter, order(12))
     fake.fill(int(accepted.venue_order_id), "2", "185.50")
     await eventually(lambda: len(of(host.events, OrderFilled)) == 1)
-    command = CancelOrder(id=derive_id("c", 12), ts_event=2, ts_init=2, strategy_id="sma",
-                          instrument_id=f"AAPL.{VENUE}", client_order_id="tw-trd-0012", reason="replace")
+    command = ReplaceOrder(id=derive_id("r", 12), ts_event=2, ts_init=2, strategy_id="sma",
+                           instrument_id=f"AAPL.{VENUE}", client_order_id="tw-trd-0012",
+                           new_client_order_id="tw-trd-0013", limit_price=Decimal("185.25"))
     async with adapter.host.lock:
-        events = await adapter.replace(command, order(13, limit="185.25"), 3)
-    assert [type(e) for e in events] == [OrderCanceled, OrderAccepted]
-    assert of(events, OrderCanceled)[0].filled_qty == Decimal("2")
+        events = await adapter.replace(command, 3)
+    (replaced,) = events  # no modify of the quantity at Tradier here: cancel, then new for what is left
+    assert isinstance(replaced, OrderReplaced)
+    assert (replaced.quantity, replaced.filled_qty, replaced.limit_price) == (Decimal(10), Decimal(2),
+                                                                             Decimal("185.25"))
     assert fake.orders[int(accepted.venue_order_id)].status == "canceled"
+    assert fake.orders[int(replaced.venue_order_id)].quantity == Decimal(8)
     assert adapter.open_orders() == ["tw-trd-0013"]
 
 

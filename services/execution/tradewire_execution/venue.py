@@ -1,6 +1,6 @@
 """The venue adapter interface: what the execution service needs from any venue.
 
-The execution service turns ``SubmitOrder``/``CancelOrder`` commands into calls on a
+The execution service turns ``SubmitOrder``/``CancelOrder``/``ReplaceOrder`` commands into calls on a
 :class:`VenueAdapter` and publishes the :class:`~tradewire_common.schemas.OrderEvent` objects it
 returns. The paper venue (:mod:`tradewire_execution.paper`) is the reference implementation; real
 adapters (ccxt, alpaca, ...) follow the same contract:
@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import abc
 
-from tradewire_common.schemas import Bar, CancelOrder, OrderEvent, SubmitOrder
+from tradewire_common.ids import derive_id
+from tradewire_common.schemas import Bar, CancelOrder, OrderEvent, OrderRejected, ReplaceOrder, SubmitOrder
 
 #: Capability names an adapter may list in :attr:`VenueAdapter.capabilities`.
 CAP_MARKET = "market"
@@ -51,6 +52,18 @@ CAP_STOP_LIMIT = "stop_limit"
 #: at the venue or emulated by the adapter. For an adapter without it the execution service keeps them
 #: (:mod:`tradewire_execution.exits`): it sends such an adapter reduce-only ``MARKET`` exits of its own.
 CAP_BRACKET = "bracket"
+#: With ``CAP_BRACKET``: the venue also attaches a trailing stop / a time stop to an entry. A venue with
+#: ``CAP_BRACKET`` but not these (Alpaca) gets such an entry without exits, and execution's emulator keeps
+#: the whole bracket (one keeper per position: a native stop loss beside an emulated trailing stop could
+#: both close the same position).
+CAP_BRACKET_TRAILING = "bracket_trailing"
+CAP_BRACKET_TIME = "bracket_time"
+#: Post-only (maker-only) limit orders (``SubmitOrder.post_only``).
+CAP_POST_ONLY = "post_only"
+#: ``TimeInForce.GTD`` orders (``SubmitOrder.expire_time_ns``).
+CAP_GTD = "gtd"
+#: A native amend of a working order (``ReplaceOrder`` without cancel-then-new).
+CAP_AMEND = "amend"
 
 
 class VenueAdapter(abc.ABC):
@@ -86,6 +99,12 @@ class VenueAdapter(abc.ABC):
         already said how it ended); it is not an error and not an ``OrderRejected``.
         """
 
+    async def replace(self, command: ReplaceOrder, now_ns: int) -> list[OrderEvent]:
+        """Replace a working order (``ReplaceOrder``): ``[OrderReplaced]`` (the order continues under the new
+        client order id, its filled quantity carried over) or ``[OrderRejected]`` on the new id (the old order
+        keeps working). A new client order id already seen returns ``[]``. The default refuses."""
+        return [replace_rejected(command, now_ns, f"venue {self.name} cannot replace orders")]
+
     @abc.abstractmethod
     async def on_bar(self, bar: Bar, now_ns: int) -> list[OrderEvent]:
         """Market data the venue needs to simulate fills; returns the events it caused.
@@ -116,3 +135,11 @@ class VenueAdapter(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections. No-op by default; safe to call twice."""
+
+
+def replace_rejected(command: ReplaceOrder, now_ns: int, reason: str) -> OrderRejected:
+    """The ``OrderRejected`` of a refused replacement: on the new client order id (the old one keeps working)."""
+    return OrderRejected(
+        id=derive_id("OrderRejected", command.new_client_order_id, "replace"), ts_event=command.ts_event,
+        ts_init=now_ns, correlation_id=command.correlation_id, strategy_id=command.strategy_id,
+        instrument_id=command.instrument_id, client_order_id=command.new_client_order_id, reason=reason[:500])

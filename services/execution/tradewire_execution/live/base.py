@@ -88,6 +88,7 @@ from tradewire_common.schemas import (
     OrderFilled,
     OrderRejected,
     OrderType,
+    ReplaceOrder,
     Side,
     SubmitOrder,
     TimeInForce,
@@ -106,12 +107,10 @@ from tradewire_execution.venue import (
     CAP_STOP_LIMIT,
     VenueAdapter,
 )
+from tradewire_execution.venue import CAP_GTD as CAP_GTD  # defined there; adapters import them from here too
+from tradewire_execution.venue import CAP_POST_ONLY as CAP_POST_ONLY
 
 log = logging.getLogger(__name__)
-
-#: Capabilities beyond ``tradewire_execution.venue``'s (to move there once ``SubmitOrder`` can ask for them).
-CAP_POST_ONLY = "post_only"
-CAP_GTD = "gtd"
 
 #: Client order ids of closed orders remembered (idempotency across redeliveries and restarts).
 CLOSED_KEPT = 5000
@@ -223,6 +222,12 @@ class TrackedOrder(msgspec.Struct, kw_only=True):
     adopted: bool = False
     #: Trade id -> quantity of provisional fills not yet confirmed or reversed.
     provisional: dict[str, Decimal] = msgspec.field(default_factory=dict)
+    #: Cancel/replace journal (:mod:`tradewire_execution.live.replace`): on a replacement, the order it replaces
+    #: and the quantity that order had filled (placed cancel-then-new); on the old order, its replacement.
+    replaces: str = ""
+    carried: Decimal = ZERO
+    replaced_by: str = ""
+    replacement: SubmitOrder | None = None
 
 
 class LiveState(msgspec.Struct, kw_only=True):
@@ -361,6 +366,10 @@ class LiveVenueAdapter(VenueAdapter):
     async def venue_balances(self) -> dict[str, Decimal]:
         """Total balance per currency (spot) or signed position per instrument symbol (derivatives)."""
 
+    async def venue_replace(self, order: SubmitOrder, venue_order_id: str, new: SubmitOrder) -> VenueOrder:
+        """A native amend of ``order`` into ``new`` (adapters listing ``CAP_AMEND``); the new order's state."""
+        raise NotImplementedError
+
     def venue_stream(self) -> AsyncIterator[tuple[list[VenueOrder], list[VenueFill]]]:
         """Order updates as they happen (websocket); ``NotImplementedError``: poll instead."""
         raise NotImplementedError
@@ -472,14 +481,11 @@ class LiveVenueAdapter(VenueAdapter):
         self._connected_again()
         return await self._apply_order(tracked, answer, [], now_ns)
 
-    async def replace(self, cancel: CancelOrder, new: SubmitOrder, now_ns: int) -> list[OrderEvent]:
-        """Cancel/replace: cancel the old order, then place the new one (a new client order id) only if the
-        old one is closed; what remains of the old one is the new order's business."""
-        events = await self.cancel(cancel, now_ns)
-        old = self._orders.get(cancel.client_order_id)
-        if old is not None and old.status != "closed":
-            return events  # still working (the cancel's answer was lost): do not double the exposure
-        return events + await self.submit(new, now_ns)
+    async def replace(self, command: ReplaceOrder, now_ns: int) -> list[OrderEvent]:
+        """Cancel/replace (:mod:`tradewire_execution.live.replace`)."""
+        from tradewire_execution.live.replace import replace_order
+
+        return await replace_order(self, command, now_ns)
 
     def set_reducing(self, reason: str) -> None:
         if self.reducing_reason != reason:
@@ -587,6 +593,10 @@ class LiveVenueAdapter(VenueAdapter):
                     tracked.sent_ns = tracked.sent_ns or self.wall_ns()
                 events = await self._resolve(tracked, self.wall_ns())
                 await self._emit(events, locked=True)
+        if any(t.replaced_by for t in self._orders.values()):
+            from tradewire_execution.live.replace import continue_replaces
+
+            await continue_replaces(self)
 
     # --- applying what the venue says ---------------------------------------------------------------------
 
@@ -627,7 +637,13 @@ class LiveVenueAdapter(VenueAdapter):
         """The synchronous part: state changes and events (no await, so nothing interleaves)."""
         order = tracked.order
         events: list[OrderEvent] = []
-        if tracked.status in ("pending", "in_flight"):
+        if tracked.status in ("pending", "in_flight") and tracked.replaces:
+            from tradewire_execution.live.replace import replaced
+
+            tracked.status = "open"
+            tracked.venue_order_id = answer.venue_order_id
+            events.append(replaced(self, tracked, answer, now_ns))
+        elif tracked.status in ("pending", "in_flight"):
             tracked.status = "open"
             tracked.venue_order_id = answer.venue_order_id
             events.append(OrderAccepted(
@@ -727,7 +743,12 @@ class LiveVenueAdapter(VenueAdapter):
                     extra={"venue": self.name, "client_order_id": order.client_order_id})
         self._forget(tracked)
         self._bump()
-        return [OrderRejected(
+        before: list[OrderEvent] = []
+        if tracked.replaces:
+            from tradewire_execution.live.replace import replacement_rejected
+
+            before = replacement_rejected(self, tracked, reason, now_ns)
+        return [*before, OrderRejected(
             id=derive_id("OrderRejected", order.client_order_id, "venue"), ts_event=order.ts_event, ts_init=now_ns,
             correlation_id=order.correlation_id, strategy_id=order.strategy_id, instrument_id=order.instrument_id,
             client_order_id=order.client_order_id, reason=reason[:500])]
