@@ -23,7 +23,9 @@ from tradewire_common.schemas import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderType,
+    ReplaceOrder,
     Side,
     SubmitOrder,
     TimeInForce,
@@ -186,18 +188,22 @@ async def test_cancel_after_a_partial_fill_reports_the_filled_quantity(
     assert await cancel(adapter, "tw-alp-0011", "again") == []
 
 
-async def test_cancel_replace_places_the_new_order_once_the_old_one_is_cancelled(
+async def test_a_replace_is_alpacas_native_amend_under_the_new_client_order_id(
     fake: AlpacaFake, started: tuple[AlpacaAdapter, CollectingHost]
 ) -> None:
     adapter, _host = started
     await submit(adapter, order(13, limit="185.00"))
-    command = CancelOrder(id=derive_id("c", 13), ts_event=2, ts_init=2, strategy_id="sma",
-                         instrument_id=f"AAPL.{VENUE}", client_order_id="tw-alp-0013", reason="replace")
+    command = ReplaceOrder(id=derive_id("r", 13), ts_event=2, ts_init=2, strategy_id="sma",
+                           instrument_id=f"AAPL.{VENUE}", client_order_id="tw-alp-0013",
+                           new_client_order_id="tw-alp-0014", limit_price=Decimal("185.25"))
     async with adapter.host.lock:
-        events = await adapter.replace(command, order(14, limit="185.25"), 3)
-    assert [type(e) for e in events] == [OrderCanceled, OrderAccepted]
-    assert fake.order("tw-alp-0013").status == "canceled"
+        events = await adapter.replace(command, 3)
+    (replaced,) = events
+    assert isinstance(replaced, OrderReplaced) and replaced.new_client_order_id == "tw-alp-0014"
+    assert fake.order("tw-alp-0013").status == "replaced"
     assert fake.order("tw-alp-0014").limit_price == Decimal("185.25")
+    assert replaced.venue_order_id == fake.order("tw-alp-0014").id
+    assert [r[0] for r in fake.requests if r[1].startswith("/v2/orders/")].count("PATCH") == 1
     assert adapter.open_orders() == ["tw-alp-0014"]
 
 

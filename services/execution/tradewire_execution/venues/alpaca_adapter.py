@@ -11,8 +11,12 @@ how tests reach the fake on 127.0.0.1. Credentials: ``{prefix}_API_KEY`` (Alpaca
 refuses a second order with the same one, ``422 {"code": 40010001}``: the framework then resolves it by
 query, never places it twice). Types: ``MARKET`` -> ``market``, ``LIMIT`` -> ``limit``, ``STOP_MARKET`` ->
 ``stop``, ``STOP_LIMIT`` -> ``stop_limit``; time in force ``GTC``/``DAY``/``IOC``/``FOK`` as they are (no
-GTD at Alpaca). Quantities and prices are sent as the SDK's JSON numbers (``float(Decimal)``, whose shortest
-text is the decimal's own for prices and share counts).
+GTD at Alpaca: a ``GTD`` limit order is refused before anything is sent, as is a post-only one, which Alpaca
+does not have). **Replace** (``ReplaceOrder``, ``CAP_AMEND``): Alpaca's native ``PATCH /v2/orders/{id}``
+(``replace_order_by_id``) with the new client order id, quantity (whole shares) and prices; Alpaca makes a new
+order that carries the old one's filled quantity and marks the old one ``replaced``. Quantities and prices
+are sent as the SDK's JSON numbers (``float(Decimal)``, whose shortest text is the decimal's own for prices and
+share counts).
 
 **Exits, natively** (``CAP_BRACKET``):
 
@@ -30,8 +34,9 @@ text is the decimal's own for prices and share counts).
   ``tw-tp-``/``tw-sl-`` + ``derive_id("exit", parent, kind)[:24]``, with the parent's strategy and instrument:
   their fills and cancellations are published like the paper venue's exits;
 * an entry with a trailing or a time stop is refused before anything is sent: Alpaca cannot attach either to
-  an entry (no trailing leg in a bracket, no time stop at all). Configure such venues with exits Alpaca holds,
-  or let execution's emulator keep them (``native_brackets = false`` on the venue, when the config offers it).
+  an entry (no trailing leg in a bracket, no time stop at all). Through execution it never gets one: the
+  adapter lacks ``CAP_BRACKET_TRAILING``/``CAP_BRACKET_TIME``, so execution's exit emulator keeps such an entry's
+  whole bracket (and every bracket with ``native_brackets = false`` on the venue).
 
 **Updates**: the ``trade_updates`` stream (``TradingStream``, JSON in binary frames) while it is up, REST
 polling while it is down (the SDK reconnects on its own; a lost connection is reported to the framework,
@@ -81,6 +86,7 @@ from tradewire_execution.live.guard import assert_loopback
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
 from tradewire_execution.live.wire import cumulative_trade_id, iso_ns, venue_decimal
 from tradewire_execution.venue import (
+    CAP_AMEND,
     CAP_BRACKET,
     CAP_DAY,
     CAP_FOK,
@@ -96,7 +102,7 @@ from tradewire_execution.venue import (
 log = logging.getLogger(__name__)
 
 CAPABILITIES = frozenset({CAP_MARKET, CAP_LIMIT, CAP_STOP, CAP_STOP_LIMIT, CAP_PARTIAL_FILLS, CAP_GTC, CAP_DAY,
-                          CAP_IOC, CAP_FOK, CAP_BRACKET})
+                          CAP_IOC, CAP_FOK, CAP_BRACKET, CAP_AMEND})
 #: Alpaca's published limit: 200 requests a minute per account.
 DEFAULT_RATE_PER_S = 200 / 60
 PAPER_URL = "https://paper-api.alpaca.markets"
@@ -368,6 +374,25 @@ class AlpacaAdapter(LiveVenueAdapter):
         # Alpaca answers 204: the order's state after the cancel is asked for
         current = await self._run(lambda: client.get_order_by_id(venue_order_id))
         return self._venue_order(current, order)
+
+    async def venue_replace(self, order: SubmitOrder, venue_order_id: str, new: SubmitOrder) -> VenueOrder:
+        from alpaca.trading.requests import ReplaceOrderRequest
+
+        if new.quantity != new.quantity.to_integral_value():
+            raise VenueRefused(f"Alpaca amends whole share quantities only, not {new.quantity}")
+        client = self._client()
+        if not venue_order_id:
+            venue_order_id = str((await self._run(lambda: client.get_order_by_client_id(order.client_order_id))).id)
+        fields: dict[str, Any] = {"client_order_id": new.client_order_id}
+        if new.quantity != order.quantity:
+            fields["qty"] = int(new.quantity)
+        if new.limit_price != order.limit_price and new.limit_price is not None:
+            fields["limit_price"] = float(new.limit_price)
+        if new.trigger_price != order.trigger_price and new.trigger_price is not None:
+            fields["stop_price"] = float(new.trigger_price)
+        request = ReplaceOrderRequest(**fields)
+        placed = await self._run(lambda: client.replace_order_by_id(venue_order_id, request))
+        return self._venue_order(placed, new)
 
     async def venue_order(self, order: SubmitOrder) -> VenueOrder:
         client = self._client()
