@@ -50,6 +50,28 @@ event-time order and matches every order against the bars after ``t``:
   bar allows and cancels the rest (``OrderCanceled``). ``FOK`` fills all on its first eligible bar
   or cancels all. For stop orders both are judged on the trigger bar (an untriggered stop waits).
   ``DAY`` expires (``OrderExpired``) at the end of the UTC day of its first eligible bar.
+* ``GTD`` expires (``OrderExpired``, ``ts_event = expire_time_ns``) on its first eligible bar with
+  ``ts_event >= expire_time_ns`` (event time; a bar opening before it is matched whole).
+* **Post-only** (``post_only``, limit orders): decided on arrival, i.e. on its first eligible bar (with
+  latency: the first bar at or after its arrival): if that bar opens through the limit (where a plain
+  limit would fill at once as ``TAKER``) it is rejected (``OrderRejected``, reason "post-only would
+  cross"), else accepted then (``OrderAccepted`` with that bar's time; no ``OrderAccepted`` at submit). A
+  resting post-only order fills at its limit as ``MAKER`` on every bar that reaches the limit, also one
+  gapping through it (it rests in the book at its own price).
+* **Replace** (``ReplaceOrder``): a working order is amended in place: its client order id becomes the new
+  one, quantity and prices as given (``None`` = unchanged), everything else kept (filled quantity, fill
+  value, cursor, trigger state, venue order id, bracket). Answered by ``OrderReplaced`` (``ts_event`` = the
+  command's); the new values apply from the next bar. Rejected (``OrderRejected`` on the new id, the order
+  keeps working): an unknown or closed order, a bracket exit, a post-only order not decided yet, a new
+  quantity not above the filled quantity, a limit (trigger) price for an order without one, a trigger of
+  a stop that already triggered. A post-only amend is not checked for crossing again.
+* **Binary instruments** (``kind = "binary"`` in ``risk.instruments``, given by
+  :meth:`PaperVenue.set_instruments`): limit and trigger prices must be within (0, 1) (else
+  ``OrderRejected``); fill prices are kept one ``price_tick`` inside (0, 1) after slippage; the fee is
+  the venue's schedule (``tradewire_common.prediction.FeeSchedule.for_venue(venue name)``, maker or taker
+  by the fill's liquidity) instead of ``fee_bps``/``fee_per_order``. :meth:`PaperVenue.resolve`
+  (``MarketResolved``) cancels every open order in the market's instruments (``OrderCanceled``, reason
+  "market resolved") and ends their tracked positions and brackets.
 * An order arriving after the bars it should fill on fills at once against the stored history,
   with the same result as if it had arrived in time (its bracket is checked on those bars too);
   otherwise it rests and fills from :meth:`PaperVenue.on_bar`. Cancels take effect when they arrive
@@ -134,38 +156,57 @@ from decimal import Decimal
 
 import msgspec
 
-from tradewire_common.config import PaperConfig
+from tradewire_common.config import InstrumentSpec, PaperConfig
 from tradewire_common.ids import derive_id, split_instrument_id
 from tradewire_common.numbers import ZERO
 from tradewire_common.schemas import (
     Bar,
     CancelOrder,
+    MarketResolved,
     OrderAccepted,
     OrderCanceled,
     OrderEvent,
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderType,
+    ReplaceOrder,
     SubmitOrder,
     TimeInForce,
 )
 from tradewire_execution.paper_brackets import BracketBook, Key
+from tradewire_execution.paper_orders import (
+    MARKET_RESOLVED,
+    POST_ONLY_CROSSES,
+    amend_problem,
+    binary_fee,
+    binary_fill_price,
+    binary_price_problem,
+    post_only_crosses,
+    resting_quote,
+)
 from tradewire_execution.paper_pricing import CONTEXT, Costs, fill_quote, triggered
 from tradewire_execution.paper_state import STATE_VERSION, BarRow, History, VenueState, Working
 from tradewire_execution.venue import (
+    CAP_AMEND,
     CAP_BRACKET,
+    CAP_BRACKET_TIME,
+    CAP_BRACKET_TRAILING,
     CAP_DAY,
     CAP_FOK,
     CAP_GTC,
+    CAP_GTD,
     CAP_IOC,
     CAP_LIMIT,
     CAP_MARKET,
     CAP_PARTIAL_FILLS,
+    CAP_POST_ONLY,
     CAP_REDUCE_ONLY,
     CAP_STOP,
     CAP_STOP_LIMIT,
     VenueAdapter,
+    replace_rejected,
 )
 
 __all__ = ["STATE_VERSION", "PaperVenue"]
@@ -189,7 +230,8 @@ class PaperVenue(VenueAdapter):
 
     capabilities = frozenset({
         CAP_MARKET, CAP_LIMIT, CAP_STOP, CAP_STOP_LIMIT, CAP_BRACKET, CAP_PARTIAL_FILLS, CAP_GTC, CAP_IOC,
-        CAP_FOK, CAP_DAY, CAP_REDUCE_ONLY,
+        CAP_FOK, CAP_DAY, CAP_REDUCE_ONLY, CAP_GTD, CAP_POST_ONLY, CAP_AMEND, CAP_BRACKET_TRAILING,
+        CAP_BRACKET_TIME,
     })
 
     def __init__(
@@ -220,8 +262,15 @@ class PaperVenue(VenueAdapter):
         #: Every client order id seen (insertion-ordered; the oldest closed ones are forgotten).
         self._seen: dict[str, None] = {}
         self._book = BracketBook()
+        #: Binary (prediction-market) instruments by id (:meth:`set_instruments`).
+        self._binary: dict[str, InstrumentSpec] = {}
         if not config.native_brackets:
-            self.capabilities = PaperVenue.capabilities - {CAP_BRACKET}
+            self.capabilities = PaperVenue.capabilities - {CAP_BRACKET, CAP_BRACKET_TRAILING, CAP_BRACKET_TIME}
+
+    def set_instruments(self, specs: tuple[InstrumentSpec, ...] | list[InstrumentSpec]) -> None:
+        """The instruments' specs (``risk.instruments``): those with ``kind = "binary"`` trade as prediction-market
+        contracts (prices within (0, 1), the venue's fee schedule, cancelled at resolution)."""
+        self._binary = {spec.id: spec for spec in specs if spec.kind == "binary"}
 
     # --- VenueAdapter -------------------------------------------------------------------------
 
@@ -256,19 +305,9 @@ class PaperVenue(VenueAdapter):
             order=order,
             venue_order_id=derive_id("vo", coid)[:16],
             cursor=order.ts_event - 1 if at_close else order.ts_event,
+            accepted=not order.post_only,  # a post-only order is decided on its arrival bar
         )
-        events: list[OrderEvent] = [
-            OrderAccepted(
-                id=derive_id("OrderAccepted", coid, ""),
-                ts_event=order.ts_event,
-                ts_init=now_ns,
-                correlation_id=order.correlation_id,
-                strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id,
-                client_order_id=coid,
-                venue_order_id=working.venue_order_id,
-            )
-        ]
+        events: list[OrderEvent] = [self._accepted(working, order.ts_event, now_ns)] if working.accepted else []
         history = self._bars.get(order.instrument_id)
         if history is not None:
             self._apply_latency(working, history)
@@ -283,6 +322,62 @@ class PaperVenue(VenueAdapter):
             events.extend(self._catch_up(working, history, now_ns))
         if not working.closed:
             self._open.setdefault(order.instrument_id, {})[coid] = working
+        return events
+
+    def _accepted(self, working: Working, ts_event: int, now_ns: int) -> OrderAccepted:
+        order = working.order
+        return OrderAccepted(id=derive_id("OrderAccepted", order.client_order_id, ""), ts_event=ts_event,
+                             ts_init=now_ns, correlation_id=order.correlation_id, strategy_id=order.strategy_id,
+                             instrument_id=order.instrument_id, client_order_id=order.client_order_id,
+                             venue_order_id=working.venue_order_id)
+
+    async def replace(self, command: ReplaceOrder, now_ns: int) -> list[OrderEvent]:
+        """Amend a working order in place (see the module docstring, "Replace")."""
+        new = command.new_client_order_id
+        if new in self._seen:
+            log.info("paper %s: duplicate replacement id %s ignored", self.name, new)
+            return []
+        self._remember(new)
+        self.state_revision += 1
+        working = self._find_open(command.client_order_id)
+        problem = (f"order {command.client_order_id} is not working at venue {self.name}" if working is None
+                   else amend_problem(working, command, working.order.instrument_id in self._binary))
+        if working is None or problem:
+            log.warning("paper %s: replacement %s of %s rejected: %s", self.name, new, command.client_order_id,
+                        problem)
+            return [replace_rejected(command, now_ns, problem)]
+        old = working.order
+        order = msgspec.structs.replace(
+            old, client_order_id=new,
+            quantity=old.quantity if command.quantity is None else command.quantity,
+            limit_price=old.limit_price if command.limit_price is None else command.limit_price,
+            trigger_price=old.trigger_price if command.trigger_price is None else command.trigger_price)
+        working.order = order
+        orders = self._open[order.instrument_id]
+        del orders[old.client_order_id]
+        orders[new] = working
+        self._book.rename((order.strategy_id, order.instrument_id), old.client_order_id, new)
+        return [OrderReplaced(
+            id=derive_id("OrderReplaced", old.client_order_id, new), ts_event=command.ts_event, ts_init=now_ns,
+            correlation_id=old.correlation_id, strategy_id=old.strategy_id, instrument_id=old.instrument_id,
+            client_order_id=old.client_order_id, new_client_order_id=new, venue_order_id=working.venue_order_id,
+            quantity=order.quantity, limit_price=order.limit_price, trigger_price=order.trigger_price,
+            filled_qty=working.filled)]
+
+    def resolve(self, resolved: MarketResolved, now_ns: int) -> list[OrderEvent]:
+        """A prediction market resolved: every open order in its instruments (its payouts' and the binary specs
+        with its ``market_id``) is cancelled (reason "market resolved"), their brackets and tracked positions
+        end (the ledger settles the positions)."""
+        instruments = {p.instrument_id for p in resolved.payouts} | {
+            spec.id for spec in self._binary.values() if spec.market_id and spec.market_id == resolved.market_id}
+        events: list[OrderEvent] = []
+        for instrument in sorted(instruments):
+            for working in sorted(self._open.get(instrument, {}).values(), key=Working.sort_key):
+                self._close(working)
+                events.append(self._ended(OrderCanceled, working, max(resolved.ts_event, working.order.ts_event),
+                                          now_ns, MARKET_RESOLVED))
+        if self._book.settle(instruments):
+            self.state_revision += 1
         return events
 
     async def cancel(self, command: CancelOrder, now_ns: int) -> list[OrderEvent]:
@@ -417,6 +512,8 @@ class PaperVenue(VenueAdapter):
             return str(exc)
         if venue != self.name.upper():
             return f"instrument {order.instrument_id} is not traded on venue {self.name}"
+        if order.instrument_id in self._binary:
+            return binary_price_problem(order.limit_price, order.trigger_price)
         return ""
 
     def _apply_latency(self, working: Working, history: History) -> None:
@@ -483,6 +580,22 @@ class PaperVenue(VenueAdapter):
             elif bar.ts_event >= working.expires_at:
                 self._close(working)
                 return [self._ended(OrderExpired, working, working.expires_at, now_ns, "DAY order expired")]
+        if tif is TimeInForce.GTD and order.expire_time_ns is not None and bar.ts_event >= order.expire_time_ns:
+            self._close(working)
+            return [self._ended(OrderExpired, working, order.expire_time_ns, now_ns, "GTD order expired")]
+        events: list[OrderEvent] = []
+        if not working.accepted:  # a post-only order arriving: it must not take liquidity
+            if post_only_crosses(order, bar):
+                self._close(working)
+                log.info("paper %s: post-only %s rejected: it would cross at %s", self.name, order.client_order_id,
+                         bar.open)
+                return [OrderRejected(
+                    id=derive_id("OrderRejected", order.client_order_id, ""), ts_event=bar.ts_event,
+                    ts_init=now_ns, correlation_id=order.correlation_id, strategy_id=order.strategy_id,
+                    instrument_id=order.instrument_id, client_order_id=order.client_order_id,
+                    reason=POST_ONLY_CROSSES)]
+            working.accepted = True
+            events.append(self._accepted(working, bar.ts_event, now_ns))
         # IOC/FOK orders are decided on their first eligible bar, stops on their trigger bar
         decisive = first
         trigger_bar = False
@@ -490,13 +603,16 @@ class PaperVenue(VenueAdapter):
             if not working.triggered:
                 assert order.trigger_price is not None  # SubmitOrder guarantees it for stop orders
                 if not triggered(order.side, order.trigger_price, bar):
-                    return []
+                    return events
                 working.triggered = trigger_bar = True
                 self.state_revision += 1
             decisive = trigger_bar
 
-        events: list[OrderEvent] = []
-        quote = fill_quote(order, bar, trigger_bar=trigger_bar, exit=working.exit, exit_level=working.exit_level)
+        if order.post_only:
+            resting = resting_quote(order, bar)
+            quote = None if resting is None else (resting[0], resting[1], False)
+        else:
+            quote = fill_quote(order, bar, trigger_bar=trigger_bar, exit=working.exit, exit_level=working.exit_level)
         qty = ZERO
         if quote is not None:
             qty = working.leaves
@@ -507,14 +623,20 @@ class PaperVenue(VenueAdapter):
                 closable = self._book.closable(order)
                 if closable <= 0:
                     self._close(working)
-                    return [self._ended(OrderCanceled, working, bar.ts_event, now_ns, "exit: position closed")]
+                    return [*events, self._ended(OrderCanceled, working, bar.ts_event, now_ns,
+                                                 "exit: position closed")]
                 qty = min(qty, closable)
             if tif is TimeInForce.FOK and qty < working.leaves:
                 qty = ZERO
         if quote is not None and qty > 0:
             base, liquidity, slip = quote
             price = self._costs.slipped(base, order.side, qty, bar) if slip else base
-            fee = self._costs.fee(qty, price, liquidity, first_fill=working.filled == 0)
+            spec = self._binary.get(order.instrument_id)
+            if spec is not None:  # a prediction-market contract: the venue's fee schedule, prices within (0, 1)
+                price = binary_fill_price(price, spec)
+                fee = binary_fee(self.name, price, qty, liquidity)
+            else:
+                fee = self._costs.fee(qty, price, liquidity, first_fill=working.filled == 0)
             working.filled += qty
             working.value = CONTEXT.add(working.value, CONTEXT.multiply(qty, price))
             self.state_revision += 1

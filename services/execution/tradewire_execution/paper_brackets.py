@@ -203,6 +203,21 @@ class BracketBook:
                 changed = True
         return changed
 
+    def rename(self, key: Key, old: str, new: str) -> None:
+        """The bracket's parent order continues under a new client order id (an amend)."""
+        bracket = self.brackets.get(key)
+        if bracket is not None and bracket.parent == old:
+            bracket.parent = new
+
+    def settle(self, instrument_ids: set[str]) -> bool:
+        """The instruments' positions ended outside trading (a prediction market resolved): their tracked
+        positions and brackets are gone. True if anything changed."""
+        keys = [k for k in (*self.positions, *self.brackets) if k[1] in instrument_ids]
+        for key in keys:
+            self.positions.pop(key, None)
+            self.brackets.pop(key, None)
+        return bool(keys)
+
     def on_close(self, working: Working) -> bool:
         """An order closed: its bracket is dropped if it never came to protect a position."""
         order = working.order

@@ -106,6 +106,8 @@ class Working:
     #: An exit's price on the bar that triggered it (later bars fill at their open).
     exit_level: Decimal | None = None
     closed: bool = False
+    #: False for a post-only order until its arrival bar decided it (accepted, or rejected as crossing).
+    accepted: bool = True
 
     @property
     def leaves(self) -> Decimal:
@@ -127,13 +129,13 @@ class Working:
 
     def to_state(self) -> OrderState:
         return OrderState(self.order, self.cursor, self.filled, self.worked, self.expires_at, self.value,
-                          self.triggered, self.exit, self.exit_level)
+                          self.triggered, self.exit, self.exit_level, self.accepted, self.venue_order_id)
 
     @classmethod
     def from_state(cls, state: OrderState, venue_order_id: str) -> Working:
-        return cls(order=state.order, venue_order_id=venue_order_id, cursor=state.cursor, filled=state.filled,
-                   value=state.value, worked=state.worked, expires_at=state.expires_at, triggered=state.triggered,
-                   exit=state.exit, exit_level=state.exit_level)
+        return cls(order=state.order, venue_order_id=state.venue_order_id or venue_order_id, cursor=state.cursor,
+                   filled=state.filled, value=state.value, worked=state.worked, expires_at=state.expires_at,
+                   triggered=state.triggered, exit=state.exit, exit_level=state.exit_level, accepted=state.accepted)
 
 
 # --- exported state (msgspec JSON; additive changes only, or bump STATE_VERSION) ---------------
@@ -183,6 +185,9 @@ class OrderState(msgspec.Struct, frozen=True):
     triggered: bool = False
     exit: bool = False
     exit_level: Decimal | None = None
+    accepted: bool = True
+    #: Kept since an amend (``ReplaceOrder``) changes the client order id but not the venue's order id.
+    venue_order_id: str = ""
 
 
 class PositionState(msgspec.Struct, frozen=True, array_like=True):
