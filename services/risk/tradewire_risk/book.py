@@ -8,6 +8,11 @@ trips: win rate and average win / average loss).
 A round trip runs from flat back to flat (or through zero, in a flip) in one (strategy, instrument);
 its result is the realised price difference minus every fee paid on its fills (a flip's whole fee
 counts for the round trip it closes). A round trip with a result of exactly 0 is neither a win nor a loss.
+
+Prediction markets: a settlement (:meth:`StrategyBook.settle`) closes every strategy's leg in a resolved
+instrument at the payout, like a fee-free fill at that price (it ends the round trip); a reversed fill
+(:meth:`StrategyBook.reverse`) is taken out and the book is rebuilt from the fills and settlements that
+remain, in their order, so it is exactly what it would be had the fill never happened.
 """
 
 from __future__ import annotations
@@ -82,6 +87,12 @@ class TradeRecord:
         return max(full, _ZERO)
 
 
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    instrument_id: str
+    payout: Decimal
+
+
 class StrategyBook:
     """Fills by strategy: positions, round trips, records. Each fill is applied once."""
 
@@ -89,6 +100,8 @@ class StrategyBook:
         self._legs: dict[tuple[str, str], Leg] = {}
         self._records: dict[str, TradeRecord] = {}
         self._applied: set[tuple[str, str]] = set()
+        #: Fills and settlements applied, in order (to rebuild the book without a reversed fill).
+        self._history: list[Fill | Settlement] = []
 
     def apply(self, fill: Fill) -> bool:
         """Apply a fill; False when this ``(client_order_id, trade_id)`` was applied before."""
@@ -96,6 +109,41 @@ class StrategyBook:
         if key in self._applied:
             return False
         self._applied.add(key)
+        self._history.append(fill)
+        self._apply(fill)
+        return True
+
+    def settle(self, instrument_id: str, payout: Decimal) -> None:
+        """Close every strategy's leg in ``instrument_id`` at ``payout`` (a resolved market)."""
+        self._history.append(Settlement(instrument_id, payout))
+        self._settle(instrument_id, payout)
+
+    def reverse(self, client_order_id: str, trade_id: str) -> bool:
+        """Take a fill out as if it never happened; False when it is not in the book (a repeat, or
+        unknown: it is then remembered, so a late delivery of it is not applied)."""
+        key = (client_order_id, trade_id)
+        kept = [e for e in self._history
+                if isinstance(e, Settlement) or (e.client_order_id, e.trade_id) != key]
+        self._applied.add(key)
+        if len(kept) == len(self._history):
+            return False
+        self._legs, self._records, self._history = {}, {}, kept
+        for entry in kept:
+            if isinstance(entry, Settlement):
+                self._settle(entry.instrument_id, entry.payout)
+            else:
+                self._apply(entry)
+        return True
+
+    def _settle(self, instrument_id: str, payout: Decimal) -> None:
+        for (strategy, instrument), leg in self._legs.items():
+            if instrument != instrument_id or leg.quantity == 0:
+                continue
+            side = Side.SELL if leg.quantity > 0 else Side.BUY
+            close = Fill("", "", strategy, instrument, side, abs(leg.quantity), payout, _ZERO, 0)
+            _apply_to_leg(leg, self._records.setdefault(strategy, TradeRecord()), close)
+
+    def _apply(self, fill: Fill) -> None:
         record = self._records.setdefault(fill.strategy_id, TradeRecord())
         if record.first_fill_ts is None or fill.ts_event < record.first_fill_ts:
             record.first_fill_ts = fill.ts_event
@@ -104,7 +152,6 @@ class StrategyBook:
             record.filled_orders += 1
         leg = self._legs.setdefault((fill.strategy_id, fill.instrument_id), Leg())
         _apply_to_leg(leg, record, fill)
-        return True
 
     def position(self, strategy_id: str, instrument_id: str) -> Decimal:
         leg = self._legs.get((strategy_id, instrument_id))

@@ -1,6 +1,10 @@
 """Pre-trade checks that accept or deny before sizing and limits (rules 2, 2a and 4a of
 :mod:`tradewire_risk.engine`'s docstring). Each returns a :class:`~tradewire_risk.params.Denial` or
-None; exactly at a limit passes. Pure functions of the signal, the snapshot and the context."""
+None; exactly at a limit passes. Pure functions of the signal, the snapshot and the context.
+
+With the prices (every order, closes included) come the prediction-market rules of
+:mod:`tradewire_risk.binary`: a resolved market's instruments no longer trade, a binary contract's
+prices are probabilities strictly within (0, 1) on its tick grid."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas.base import DenyReason
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
+from tradewire_risk import binary
 from tradewire_risk.context import RiskContext
 from tradewire_risk.params import Denial, Params, pct
 
@@ -35,7 +40,10 @@ def order_price(signal: Signal) -> Decimal:
 
 
 def prices(signal: Signal, spec: InstrumentSpec, ctx: RiskContext, band: Decimal | None) -> Denial | None:
-    """Limit/trigger prices on the tick grid and within the fat-finger band (every order, closes included)."""
+    """Limit/trigger prices on the tick grid and within the fat-finger band (every order, closes included);
+    before them, the instrument's market not resolved and a binary contract's prices probabilities."""
+    if (denial := binary.tradable(signal, spec, ctx) or binary.prices(signal, spec)) is not None:
+        return denial
     priced = [(name, value) for name, value in (("limit", signal.limit_price), ("trigger", signal.trigger_price))
               if value is not None]
     for name, value in priced:

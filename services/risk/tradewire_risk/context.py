@@ -18,6 +18,12 @@ rebuilds it from the ledger (:meth:`restore_orders`, :meth:`restore_fills`, :met
 * **Coverage**: execution publishes a watermark per venue after each bar, after that bar's order
   events, on the same stream; the context *covers* time ``t`` once every venue that has published
   one is at ``t`` or later (the rule the ledger's snapshot ``as_of`` follows).
+* **Prediction markets**: a provisional fill counts at once; ``FillReversed`` takes it out of the
+  strategy's book (rebuilt without it) and gives the order its quantity back (an order its final fill
+  closed opens again); ``FillConfirmed`` makes it final. ``MarketResolved`` marks the instruments and
+  the market resolved (:mod:`tradewire_risk.binary`: no longer tradable), settles the strategies' legs
+  at the payouts and closes the open orders in them (the venue ends them). ``OrderReplaced`` moves an
+  open order to its new client order id, quantity and price.
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas import (
     Bar,
     ExecutionWatermark,
+    FillConfirmed,
+    FillReversed,
+    MarketResolved,
     Message,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     PortfolioSnapshot,
     Side,
     SubmitOrder,
@@ -94,6 +104,11 @@ class RiskContext:
         self._last_equity: tuple[int, Decimal] | None = None
         #: False while a rebuild from the ledger is wanted but has not succeeded (entries are denied).
         self.complete = True
+        #: Resolved prediction markets: instrument -> payout, market id -> resolution label.
+        self.resolved: dict[str, Decimal] = {}
+        self.resolved_markets: dict[str, str] = {}
+        #: Orders closed by a provisional final fill, kept until it is confirmed (reopened if reversed).
+        self._provisional_closes: dict[tuple[str, str], OpenOrder] = {}
 
     # -- feeding --------------------------------------------------------------------------------
 
@@ -102,8 +117,19 @@ class RiskContext:
         match message:
             case OrderFilled():
                 self.apply_fill(message)
+            case FillReversed():
+                self.reverse_fill(message)
+            case FillConfirmed():
+                self._provisional_closes.pop((message.client_order_id, message.trade_id), None)
+            case MarketResolved():
+                self.resolve(message)
+            case OrderReplaced():
+                self.replace_order(message)
             case OrderCanceled() | OrderExpired() | OrderRejected():
                 self._close(message.client_order_id)
+                # ended at the venue: a reversal of its fill no longer reopens it
+                for key in [k for k in self._provisional_closes if k[0] == message.client_order_id]:
+                    del self._provisional_closes[key]
             case OrderDenied():
                 self._remember(message.client_order_id)
             case ExecutionWatermark():
@@ -141,7 +167,45 @@ class RiskContext:
         if order is not None and new:
             order.filled += fill.last_qty
         if not fill.partial:
+            if order is not None and new and fill.provisional:
+                self._provisional_closes[(fill.client_order_id, fill.trade_id)] = order
             self._close(fill.client_order_id)
+
+    def reverse_fill(self, event: FillReversed) -> None:
+        """A fill failed at the venue: out of the book, its quantity back to its order (idempotent)."""
+        if not self.book.reverse(event.client_order_id, event.trade_id):
+            return
+        order = self.open_orders.get(event.client_order_id)
+        closed = self._provisional_closes.pop((event.client_order_id, event.trade_id), None)
+        if order is None and closed is not None:
+            order = self.open_orders[event.client_order_id] = closed
+            self._closed.pop(event.client_order_id, None)
+        if order is not None:
+            order.filled = max(order.filled - event.last_qty, _ZERO)
+
+    def resolve(self, message: MarketResolved) -> None:
+        """A market resolved: its instruments stop trading, legs settle, open orders in them end."""
+        self.resolved_markets[message.market_id] = message.resolution
+        for outcome in message.payouts:
+            if outcome.instrument_id in self.resolved:
+                continue
+            self.resolved[outcome.instrument_id] = outcome.payout
+            self.book.settle(outcome.instrument_id, outcome.payout)
+            for order in [o for o in self.open_orders.values() if o.instrument_id == outcome.instrument_id]:
+                self._close(order.client_order_id)
+
+    def replace_order(self, message: OrderReplaced) -> None:
+        """The open order continues under its new client order id, quantity and limit price."""
+        self._remember(message.new_client_order_id)
+        order = self.open_orders.get(message.client_order_id)
+        if order is None or message.new_client_order_id in self._closed:
+            return
+        self._close(message.client_order_id)
+        order.client_order_id = message.new_client_order_id
+        order.quantity = message.quantity
+        order.filled = message.filled_qty
+        order.price = message.limit_price or message.trigger_price or order.price
+        self.open_orders[message.new_client_order_id] = order
 
     def observe_price(self, instrument_id: str, ts_event: int, price: Decimal) -> None:
         current = self._last_price.get(instrument_id)
@@ -217,11 +281,27 @@ class RiskContext:
                 coid.startswith(FLATTEN_PREFIX), ts, _decimal(row.get("filled_qty") or "0"))
 
     def restore_fills(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Ledger fill rows (``/v1/fills``), applied oldest first (by ``seq``); repeats are ignored."""
+        """Ledger fill rows (``/v1/fills``), applied oldest first (by ``seq``); repeats and reversed fills
+        are ignored."""
         for row in sorted(rows, key=lambda r: int(r["seq"])):
+            if row.get("status") == "reversed":  # remembered, so a late delivery of it is not applied
+                self.book.reverse(str(row["client_order_id"]), str(row["trade_id"]))
+                continue
             self.book.apply(Fill(str(row["client_order_id"]), str(row["trade_id"]), str(row["strategy_id"]),
                                  str(row["instrument_id"]), Side(str(row["side"])), _decimal(row["last_qty"]),
                                  _decimal(row["last_px"]), _decimal(row["fee"]), int(row["ts_event"])))
+
+    def restore_resolutions(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Ledger resolution rows (``/v1/resolutions``: ``MarketResolved`` fields), after the fills."""
+        for row in rows:
+            payouts = [(str(p["instrument_id"]), _decimal(p["payout"])) for p in row.get("payouts") or ()]
+            market = str(row.get("market_id") or "")
+            if market:
+                self.resolved_markets[market] = str(row.get("resolution") or "")
+            for instrument_id, payout in payouts:
+                if instrument_id not in self.resolved:
+                    self.resolved[instrument_id] = payout
+                    self.book.settle(instrument_id, payout)
 
     def restore_equity(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Ledger equity rows (``/v1/equity``: ``ts`` is a snapshot's ``as_of``), oldest first."""

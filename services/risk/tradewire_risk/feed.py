@@ -9,12 +9,16 @@ rebuilds it from the ledger at start.
 * **Bars** (only for ``volatility_target`` sizing): a core subscription for the ATR. Its pattern is
   ``md.bar.*.*.*`` (the same subjects as ``md.bar.>``) so that it is counted apart from a circuit
   breaker's ``md.bar.>`` subscription in the lockstep's per-pattern balance.
+* **Resolutions** (always): a core subscription to ``pm.resolved.*`` (``MarketResolved``): resolved
+  instruments stop trading (:mod:`tradewire_risk.binary`). A resolution published while risk was down
+  comes from the ledger's ``/v1/resolutions`` at the rebuild (without ``risk.ledger_url`` it is missed).
 * **Snapshots**: the service hands every ``pf.snapshot`` to :meth:`ContextFeed.on_snapshot` (peak and
   start-of-day equity).
 * **Rebuild** (with ``risk.ledger_url``): before subscribing, the ledger's ``/v1/orders`` (the newest
   10,000 orders: open ones, and submission times for the rate limits), ``/v1/fills`` (the newest
   100,000: fills by strategy, round trips, first fill) and ``/v1/equity`` (the latest 1,000,000 points:
-  peak and start-of-day equity). Until it succeeds (retried every ``RETRY_S``) the context is
+  peak and start-of-day equity) and ``/v1/resolutions`` (every resolved market). Until it succeeds
+  (retried every ``RETRY_S``) the context is
   incomplete and the engine denies entries with ``UNKNOWN_PORTFOLIO``; closes still pass.
 * **Determinism**: before a signal from event time ``t`` is decided, :meth:`wait_covering` waits (up to
   ``risk.portfolio_wait_s``) until every venue's watermark is at ``t`` (so every fill and cancel up to
@@ -30,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from tradewire_common import subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.config import Config
 from tradewire_common.schemas import PortfolioSnapshot, Signal
@@ -47,7 +52,7 @@ BARS = "md.bar.*.*.*"
 #: Seconds between attempts to rebuild from the ledger.
 RETRY_S = 2.0
 #: How much the rebuild asks the ledger for (its own maxima).
-LIMITS = {"orders": 10_000, "fills": 100_000, "equity": 1_000_000}
+LIMITS = {"orders": 10_000, "fills": 100_000, "equity": 1_000_000, "resolutions": 100_000}
 
 
 class ContextFeed:
@@ -63,6 +68,8 @@ class ContextFeed:
 
     async def start(self) -> None:
         """Rebuild from the ledger (if configured), then subscribe to what the checks need."""
+        # first: a resolution published during the rebuild is not missed (applying one twice is harmless)
+        await self.bus.subscribe(subjects.ALL_RESOLUTIONS, self.on_message)
         if self.config.risk.ledger_url:
             if not await self.rebuild():
                 self.context.complete = False
@@ -124,6 +131,7 @@ class ContextFeed:
             self.context.restore_orders(rows["orders"])
             self.context.restore_fills(rows["fills"])
             self.context.restore_equity(rows["equity"])
+            self.context.restore_resolutions(rows["resolutions"])
             self.context.complete = True
             self._changed.notify_all()
         log.info("risk's context rebuilt from the ledger: %d open orders, %d fills, %d equity points",

@@ -2,6 +2,10 @@
 entry may open under each limit, the free cash it must fit in, and how much a reduce-only order may close.
 
 Pure ``Decimal`` arithmetic over the signal, the snapshot and the context. Exactly at a limit is allowed.
+
+Binary outcomes held long with their complement count only for their unpaired part in the position and
+exposure limits (:mod:`tradewire_risk.binary`): buying the complement of a held outcome first pairs it
+(room for that part whatever the limits) and only the rest is limited.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from tradewire_common.numbers import quantize_down
 from tradewire_common.schemas.base import DenyReason, Side
 from tradewire_common.schemas.portfolio import PortfolioSnapshot
 from tradewire_common.schemas.signals import Signal
+from tradewire_risk import binary
 from tradewire_risk.checks import order_price
 from tradewire_risk.context import RiskContext
 from tradewire_risk.params import Denial, Params, pct
@@ -48,21 +53,40 @@ def entry_rooms(
     sized = plan.open_qty
     floor = f"< min quantity {spec.min_quantity}"
 
-    # Position limit: what is held in the order's direction, plus what it opens.
+    pairs = binary.complements(config.instruments)
+    pair = binary.pairing(spec, portfolio, pairs, plan.side, position)
+    # what buying up to the complement's quantity pairs: riskless, and it lowers the complement's exposure
+    pairable = quantize_down(max(pair[1] - pair[0], _ZERO), step) if pair else _ZERO
+    complement = pairs.get(spec.id)
+    paired_note = f" (unpaired part only: {pair[1]} of its complement {complement} held)" if pair else ""
+
+    # Position limit: what is held in the order's direction, plus what it opens (unpaired part only).
     same_way = (position > 0 and plan.side is Side.BUY) or (position < 0 and plan.side is Side.SELL)
     base_qty = abs(position) if same_way else _ZERO
+    if pair:
+        base_qty = max(pair[0] - pair[1], _ZERO)
+        shown_qty = max(pair[0] + sized - pair[1], _ZERO)
+    else:
+        shown_qty = base_qty + sized
     position_limit = params.max_position_pct * equity
-    by_position = room_quantity(position_limit - base_qty * price, price, step)
+    by_position = pairable + room_quantity(position_limit - base_qty * price, price, step)
     rooms = [Room(DenyReason.MAX_POSITION, by_position,
-                  f"position {(base_qty + sized) * price:.2f} > limit {position_limit:.2f} "
+                  f"position {shown_qty * price:.2f}{paired_note} > limit {position_limit:.2f} "
                   f"({pct(params.max_position_pct)}% of equity {equity}); room for {by_position} {floor}")]
 
-    # Exposure limit: gross re-marked at the signal price, minus the closing part.
-    gross = remarked_gross(portfolio, signal.instrument_id, price) - plan.close_qty * price
+    # Exposure limit: gross re-marked at the signal price (pairs netted), minus the closing part.
+    gross = binary.gross(portfolio, pairs, signal.instrument_id, price) - plan.close_qty * price
     exposure_limit = params.max_exposure_pct * equity
-    by_exposure = room_quantity(exposure_limit - gross, price, step)
+    if pair:  # pairing lowers gross by the complement's price per contract, then each contract adds ``price``
+        paired_px = pair[2]
+        at_pairs = gross - pairable * paired_px
+        by_exposure = pairable + room_quantity(exposure_limit - at_pairs, price, step)
+        shown = gross - min(sized, pairable) * paired_px + max(sized - pairable, _ZERO) * price
+    else:
+        by_exposure = room_quantity(exposure_limit - gross, price, step)
+        shown = gross + sized * price
     rooms.append(Room(DenyReason.MAX_EXPOSURE, by_exposure,
-                      f"gross exposure {gross + sized * price:.2f} > limit {exposure_limit:.2f} "
+                      f"gross exposure {shown:.2f}{paired_note} > limit {exposure_limit:.2f} "
                       f"({pct(params.max_exposure_pct)}% of equity {equity}); room for {by_exposure} {floor}"))
 
     allocation = params.allocations.get(signal.strategy_id)
@@ -192,18 +216,6 @@ def room_quantity(room: Decimal, price: Decimal, step: Decimal) -> Decimal:
     if qty * price > room:  # the division rounded up at the 28th digit
         qty -= step
     return max(qty, _ZERO)
-
-
-def remarked_gross(portfolio: PortfolioSnapshot, instrument_id: str, price: Decimal) -> Decimal:
-    """Sum of ``|quantity * price|`` over positions, ``instrument_id`` marked at ``price``."""
-    gross: Decimal = sum(
-        (
-            abs(p.quantity * (price if p.instrument_id == instrument_id else p.last_price))
-            for p in portfolio.positions
-        ),
-        _ZERO,
-    )
-    return gross
 
 
 def _minus(qty: Decimal, used: Decimal, step: Decimal) -> Decimal:
