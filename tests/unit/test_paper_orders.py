@@ -220,7 +220,8 @@ async def test_a_resolution_cancels_the_open_orders_of_the_market_and_no_others(
     await paper.submit(order("tw-y", instrument=KALSHI, limit="0.30"), NOW)
     await paper.submit(order("tw-n", instrument="KXTEST-25-NO.KALSHI", limit="0.30"), NOW)
     await paper.submit(order("tw-o", instrument="OTHER-YES.KALSHI", limit="0.30"), NOW)
-    resolved = MarketResolved(id="r1", ts_event=T0 + 5 * MINUTE, ts_init=NOW, venue="KALSHI", market_id="KXTEST-25",
+    resolved = MarketResolved(id=derive_id("res", 1), ts_event=T0 + 5 * MINUTE, ts_init=NOW, venue="KALSHI",
+                              market_id="KXTEST-25",
                               payouts=(OutcomePayout(instrument_id=KALSHI, payout=D(1)),), resolution="YES")
     events = paper.resolve(resolved, NOW)
     assert sorted((e.client_order_id, e.reason) for e in of(events, OrderCanceled)) == [

@@ -1,4 +1,6 @@
-"""Emulated exits: execution keeps the brackets of a venue that has no native ones (no ``CAP_BRACKET``).
+"""Emulated exits: execution keeps the brackets of a venue that has no native ones (no ``CAP_BRACKET``, or
+``native_brackets = false``), and the trailing/time-stop brackets of one that has no such kinds (see
+:func:`tradewire_execution.service.emulated_exits`).
 
 A ``SubmitOrder`` may carry exits (``stop_loss_pct``, ``take_profit_pct``, ``trailing_stop_pct``,
 ``time_stop_s``). A venue listing ``CAP_BRACKET`` attaches them itself (the paper venue emulates them
@@ -7,7 +9,8 @@ execution service keeps them in an :class:`ExitEmulator` per venue:
 
 * **Tracking.** Each order sent to the venue with exits is tracked (:meth:`ExitEmulator.track`, before
   it reaches the venue). Every event the service publishes for the venue goes through
-  :meth:`ExitEmulator.observe`: fills move the net position per ``(strategy_id, instrument_id)`` (all
+  :meth:`ExitEmulator.observe`: an ``OrderReplaced`` moves a tracked order (and its bracket) to its new client
+  order id; fills move the net position per ``(strategy_id, instrument_id)`` (all
   fills of the venue, not only the tracked orders') and set, arm, replace and cancel the brackets with
   exactly the paper venue's book (:class:`~tradewire_execution.paper_brackets.BracketBook`: one bracket
   per pair, levels relative to the parent's average fill price, armed once the position is in its
@@ -68,6 +71,7 @@ from tradewire_common.schemas import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderReplaced,
     OrderType,
     SubmitOrder,
 )
@@ -151,6 +155,8 @@ class ExitEmulator:
             if isinstance(event, OrderRejected) and is_exit_order(coid):
                 log.error("venue %s rejected the exit %s of %s %s: the position is unprotected: %s", self.venue,
                           coid, event.strategy_id, event.instrument_id, event.reason)
+            if isinstance(event, OrderReplaced) and coid in self._orders:
+                self._rename(event)
             if isinstance(event, OrderFilled):
                 self._fill(event)
             elif isinstance(event, (OrderCanceled, OrderExpired, OrderRejected)) and coid in self._orders:
@@ -250,6 +256,17 @@ class ExitEmulator:
         self.revision += 1
         if not fill.partial and fill.client_order_id in self._orders:
             self._finish(fill.client_order_id)
+
+    def _rename(self, replaced: OrderReplaced) -> None:
+        """A tracked order continues under a new client order id (``OrderReplaced``), with its bracket."""
+        working = self._orders.pop(replaced.client_order_id)
+        order = working.order
+        working.order = msgspec.structs.replace(order, client_order_id=replaced.new_client_order_id,
+                                                quantity=replaced.quantity)
+        self._orders[replaced.new_client_order_id] = working
+        self._book.rename((order.strategy_id, order.instrument_id), order.client_order_id,
+                          replaced.new_client_order_id)
+        self.revision += 1
 
     def _finish(self, coid: str) -> None:
         working = self._orders.pop(coid)

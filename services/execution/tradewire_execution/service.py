@@ -23,8 +23,13 @@ saving the state would re-fill the order's old remainder from the saved state; a
 finishes the handler first.
 
 **Emulated exits.** For a venue whose adapter lacks ``CAP_BRACKET`` (a paper venue with
-``native_brackets = false``, real adapters without brackets) the service keeps the exits of the orders
-it sends there in an :class:`~tradewire_execution.exits.ExitEmulator` (its docstring is the spec):
+``native_brackets = false``, real adapters without brackets), or configured with ``native_brackets = false``
+(``VenueConfig``), the service keeps the exits of the orders it sends there in an
+:class:`~tradewire_execution.exits.ExitEmulator` and sends the venue the orders without them. A venue with
+``CAP_BRACKET`` but without ``CAP_BRACKET_TRAILING`` / ``CAP_BRACKET_TIME`` (Alpaca: brackets hold a stop loss
+and a take profit only) keeps its SL/TP brackets natively, but an entry with a trailing or a time stop goes to
+the emulator *whole* (SL/TP too), so that one keeper closes the position, never two racing each other
+(:func:`emulated_exits`). The emulator's docstring is its spec:
 every order with exits is tracked before it reaches the venue, every event published for the venue
 is observed, the venue's bars are watched (execution subscribes to them for these venues too), and a
 fired exit is sent to the adapter as a reduce-only market order with a derived client order id. The
@@ -33,6 +38,15 @@ the command or bar that changed it is finished, and before a fired exit is sent;
 before subscribing and the exits the venue never answered are sent again. Execution publishes no
 order commands for this (only risk does, on ``ord.cmd.*``): an emulated exit is the venue-side part of
 an order risk approved with its exits, as a native bracket would be at the venue.
+
+**Replace** (``ReplaceOrder`` on ``ord.cmd.{venue}``, from risk): passed to the adapter's
+:meth:`~tradewire_execution.venue.VenueAdapter.replace` (paper: amend in place; live venues: native amend or
+cancel-then-new, :mod:`tradewire_execution.live.replace`); a replacement for a HALTED scope is rejected here.
+
+**Prediction markets.** Paper venues learn the instruments' kinds from ``risk.instruments`` (binary contracts:
+prices within (0, 1), the venue's fee schedule). When any is binary, execution follows ``pm.resolved.*``
+(durably) and a ``MarketResolved`` cancels the paper venues' open orders in that market (reason "market
+resolved"); real venues close their orders themselves.
 
 **Trading states (kill switch).** Execution follows ``risk.state`` (and reads the states from KV at
 start, see :class:`~tradewire_common.service.Service`). When a scope becomes HALTED it cancels the
@@ -77,10 +91,12 @@ from tradewire_common.schemas import (
     Bar,
     CancelOrder,
     ExecutionWatermark,
+    MarketResolved,
     OrderEvent,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    ReplaceOrder,
     SubmitOrder,
     TradingState,
     TradingStateChanged,
@@ -88,13 +104,19 @@ from tradewire_common.schemas import (
 )
 from tradewire_common.service import Service
 from tradewire_common.trading_state import GLOBAL, STRATEGY_PREFIX, VENUE_PREFIX, is_flatten_order, permits
-from tradewire_execution.exits import ExitEmulator
+from tradewire_execution.exits import ExitEmulator, has_exits
 from tradewire_execution.live.base import LiveVenueAdapter
 from tradewire_execution.paper import PaperVenue
 from tradewire_execution.paper_brackets import is_exit_order
 from tradewire_execution.paper_state import VenueState
 from tradewire_execution.slippage import ArrivalSlippage
-from tradewire_execution.venue import CAP_BRACKET, VenueAdapter
+from tradewire_execution.venue import (
+    CAP_BRACKET,
+    CAP_BRACKET_TIME,
+    CAP_BRACKET_TRAILING,
+    VenueAdapter,
+    replace_rejected,
+)
 from tradewire_execution.venues import build_adapter
 
 log = logging.getLogger(__name__)
@@ -119,6 +141,24 @@ def exits_key(venue: str) -> str:
     return f"paper.{_key_token(venue)}.exits"
 
 
+def emulated_exits(venue: VenueAdapter, native_brackets: bool, order: SubmitOrder) -> bool:
+    """Whether execution's exit emulator keeps ``order``'s exits instead of the venue (see the module docstring)."""
+    if not has_exits(order):
+        return False
+    caps = venue.capabilities
+    if CAP_BRACKET not in caps or not native_brackets:
+        return True
+    if order.reduce_only:  # a reduce-only order's own exits are the venue's business (Alpaca: OCO, trailing stop)
+        return False
+    return ((order.trailing_stop_pct is not None and CAP_BRACKET_TRAILING not in caps)
+            or (order.time_stop_s is not None and CAP_BRACKET_TIME not in caps))
+
+
+def _may_emulate(venue: VenueAdapter, native_brackets: bool) -> bool:
+    caps = venue.capabilities
+    return not native_brackets or not {CAP_BRACKET, CAP_BRACKET_TRAILING, CAP_BRACKET_TIME} <= caps
+
+
 def build_venue(name: str, adapter: str, config: Config) -> VenueAdapter:
     """The adapter of the configured venue ``name`` (``tradewire_execution.venues.build_adapter``)."""
     for venue in config.execution.venues:
@@ -135,9 +175,15 @@ class ExecutionService(Service):
         self.venues: dict[str, VenueAdapter] = {
             v.name: build_venue(v.name, v.adapter, config) for v in config.execution.venues
         }
-        #: Exits kept here for the venues without native brackets.
+        self.native_brackets = {v.name: v.native_brackets for v in config.execution.venues}
+        for venue in self.venues.values():
+            if isinstance(venue, PaperVenue):
+                venue.set_instruments(config.risk.instruments)
+        self.binary = any(spec.kind == "binary" for spec in config.risk.instruments)
+        #: Exits kept here for the venues without native brackets (or without some kinds of them).
         self.exits: dict[str, ExitEmulator] = {
-            name: ExitEmulator(name) for name, venue in self.venues.items() if CAP_BRACKET not in venue.capabilities
+            name: ExitEmulator(name) for name, venue in self.venues.items()
+            if _may_emulate(venue, self.native_brackets[name])
         }
         self._exits_saved: dict[str, int] = {}
         self._lock = asyncio.Lock()
@@ -190,6 +236,8 @@ class ExecutionService(Service):
             await self.bus.subscribe(subjects.order_command(name), self.on_command, durable=f"execution-{name}")
             if isinstance(venue, PaperVenue) or name in self.exits:
                 await self.bus.subscribe(f"md.bar.{subjects.escape_token(name)}.>", self.on_bar)
+        if self.binary and any(isinstance(v, PaperVenue) for v in self.venues.values()):
+            await self.bus.subscribe(subjects.ALL_RESOLUTIONS, self.on_resolved, durable="execution-resolutions")
         for scope, stored in self.trading.states.items():  # halted while this service was down
             if stored.state is TradingState.HALTED:
                 await self.cancel_for_halt(scope, stored.reason, derive_id("halt-at-start", scope, stored.since_ns))
@@ -320,8 +368,10 @@ class ExecutionService(Service):
                         reason=f"instrument venue {instrument_venue} is not {venue_name}")]
                 else:
                     emulator = self.exits.get(venue_name)
-                    if emulator is not None:  # before the venue's events about it are observed
-                        emulator.track(command)
+                    if emulator is not None and emulated_exits(venue, self.native_brackets[venue_name], command):
+                        emulator.track(command)  # before the venue's events about it are observed
+                        command = msgspec.structs.replace(command, stop_loss_pct=None, take_profit_pct=None,
+                                                          trailing_stop_pct=None, time_stop_s=None)
                     submitted = OrderSubmitted(
                         id=derive_id("OrderSubmitted", command.client_order_id), ts_event=command.ts_event,
                         ts_init=now, correlation_id=command.correlation_id, strategy_id=command.strategy_id,
@@ -331,6 +381,14 @@ class ExecutionService(Service):
             elif isinstance(command, CancelOrder):
                 self.commands_in.labels(venue_name, "cancel").inc()
                 events = await self._venue_call(venue_name, venue.cancel(command, now))
+            elif isinstance(command, ReplaceOrder):
+                self.commands_in.labels(venue_name, "replace").inc()
+                state = self.trading.effective(command.strategy_id, venue_name)
+                if state is TradingState.HALTED:
+                    scope = self.trading.binding_scope(command.strategy_id, venue_name)
+                    events = [replace_rejected(command, now, f"trading HALTED ({scope}): no replacements")]
+                else:
+                    events = await self._venue_call(venue_name, venue.replace(command, now))
             else:
                 log.warning("ignoring %s on %s", type(command).__name__, envelope.subject)
                 return
@@ -372,6 +430,23 @@ class ExecutionService(Service):
                                    correlation_id=bar.id, venue=venue_name, instrument_id=bar.instrument_id,
                                    close=bar.close),
             )
+
+    async def on_resolved(self, envelope: Envelope) -> None:
+        """A prediction market resolved: the paper venues cancel their open orders in it."""
+        resolved = envelope.message
+        if not isinstance(resolved, MarketResolved):
+            return
+        async with self._lock:
+            now = self.clock.now_ns()
+            for name, venue in self.venues.items():
+                if not isinstance(venue, PaperVenue):
+                    continue
+                events = venue.resolve(resolved, now)
+                if events:
+                    log.info("venue %s: %d open orders cancelled: market %s resolved %s", name, len(events),
+                             resolved.market_id, resolved.resolution)
+                    await self.publish_events(name, events)
+                await self.save_venue_state(name)
 
     # --- trading states (kill switch) and venue status ------------------------------------------
 
