@@ -43,7 +43,8 @@ Anything else an adapter raises while placing an order counts as ambiguous.
   ``"final"`` becomes one ``FillConfirmed``, as ``"failed"`` one ``FillReversed`` (and the order's filled
   quantity goes back down). Each of the three is emitted at most once per trade id, across restarts (the
   unsettled trade ids are in the saved state, also of closed orders); polling fetches the fills of orders with
-  unsettled ones. A trade first seen ``"failed"`` is ignored; first seen ``"final"``, it is a plain fill.
+  unsettled ones. A trade first seen ``"failed"`` is ignored; first seen ``"final"``, it is a plain fill. An order
+  *filled* by provisional fills stays open here until they settle (a reversal may put it back on the book).
 * **Closing events**: ``OrderCanceled`` (cancelled, or the venue expired the rest of an ``IOC``/``FOK``
   order, as the paper venue says it) and ``OrderExpired`` (``DAY``/``GTD`` expiry), with the filled quantity,
   after every fill of the order.
@@ -656,7 +657,9 @@ class LiveVenueAdapter(VenueAdapter):
         for fill in sorted(new, key=lambda f: (f.ts_ns, f.trade_id)):
             events.append(self._fill(tracked, fill, now_ns))
         if answer.status in CLOSED_STATUSES and tracked.status != "closed":
-            if tracked.filled >= answer.filled_qty:
+            if answer.status == "filled" and tracked.provisional:
+                pass  # filled by fills that may still fail: followed until they settle
+            elif tracked.filled >= answer.filled_qty:
                 events += self._close(tracked, answer, now_ns)
             else:
                 log.info("venue %s: %s is %s with %s filled, %s seen; waiting for its fills", self.name,
