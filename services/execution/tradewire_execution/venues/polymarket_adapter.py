@@ -26,8 +26,10 @@ accepted, never a second order; an order that was never signed has no hash and c
 
 **Fills** are the account's trades (``/data/trades``): the taker leg (``taker_order_id``) or a maker leg
 (``maker_orders[].order_id``) of one of our orders, each at its own token, side and price (a YES BUY crossing a NO
-BUY fills each on its own token). ``MATCHED``/``MINED``/``RETRYING`` trades are provisional, ``CONFIRMED`` final,
-``FAILED`` reversed (the framework's provisional-fill handling). Taker fees from the trade's ``fee_rate_bps``.
+BUY fills each on its own token; the instrument is always the order's: a recorded user-channel trade of a NO taker
+carries the YES token as its top-level ``asset_id``). ``MATCHED``/``MINED``/``RETRYING`` trades are provisional,
+``CONFIRMED`` final, ``FAILED`` reversed (the framework's provisional-fill handling). Taker fees from the trade's
+``fee_rate_bps``.
 
 **Errors.** ``400 {"error": ...}`` and ``success: false`` are definitive refusals; ``429`` is rate limited (the
 client does not expose ``Retry-After``, so the limiter's default back-off applies); 5xx, timeouts and dropped
