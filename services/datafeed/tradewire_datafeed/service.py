@@ -71,6 +71,12 @@ class DatafeedService(Service):
 
             self.live_feeds = [(alpaca_live_feed if feed.exchange == "alpaca" else LiveFeed)(
                 feed, self.bus.publish, now_ns=self.clock.now_ns) for feed in config.datafeed.live]
+        #: Prediction-market feeds (``datafeed.prediction``: ``tradewire_datafeed.prediction.feed``).
+        from tradewire_datafeed.prediction.feed import PredictionFeed, PredictionFeedMetrics
+
+        self.prediction_metrics = PredictionFeedMetrics(self.metrics)
+        self.prediction_feeds = [PredictionFeed(feed, self.bus.publish, metrics=self.prediction_metrics,
+                                                now_ns=self.clock.now_ns) for feed in config.datafeed.prediction]
         self.lockstep: Lockstep | None = None
         m = self.metrics
         self.bars_out = m.counter("bars_published_total", "Bars published", ("instrument",))
@@ -91,6 +97,8 @@ class DatafeedService(Service):
     async def on_start(self) -> None:
         for feed in self.live_feeds:
             await feed.start()
+        for prediction in self.prediction_feeds:
+            await prediction.start()
         self._task = asyncio.create_task(self._run_replay(), name="replay")
         self._task.add_done_callback(self._replay_finished)
 
@@ -101,6 +109,8 @@ class DatafeedService(Service):
     async def on_stop(self) -> None:
         for feed in self.live_feeds:
             await feed.stop()
+        for prediction in self.prediction_feeds:
+            await prediction.stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -198,6 +208,7 @@ class DatafeedService(Service):
             "live": {feed.venue: {"published": feed.published, "failovers": feed.failovers,
                                   "mode": {f"{s}/{c}": m for (s, c), m in feed.mode.items()}}
                      for feed in self.live_feeds},
+            "prediction": {feed.venue: feed.status() for feed in self.prediction_feeds},
         }
 
     def add_routes(self, app: FastAPI) -> None:

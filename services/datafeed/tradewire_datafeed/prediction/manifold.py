@@ -23,8 +23,8 @@ Base URL ``https://api.manifold.markets`` (``sandbox``: the development deployme
 * **Resolution**: ``isResolved`` with ``resolution`` ``YES``/``NO`` (payouts 1/0), ``MKT`` (``resolutionProbability``
   for YES, ``1 -`` it for NO) or ``CANCEL`` (Manifold refunds what each bet cost, which is no per-contract payout:
   the payouts carry the last probability and a consumer wanting the refund keys on ``resolution == "CANCEL"``).
-* **Stream**: Manifold's REST API is polled every ``poll_interval_s`` (books, new trades, resolution); a failed
-  call raises ``ConnectionError``, which the feed heals with REST snapshots.
+* **Stream**: Manifold's REST API is polled every ``poll_interval_s`` (books, trades made since the stream
+  started, resolution); a failed call raises ``ConnectionError``, which the feed heals with REST snapshots.
 """
 
 from __future__ import annotations
@@ -330,6 +330,7 @@ class ManifoldData:
     async def stream(self, markets: Sequence[str]) -> AsyncIterator[Any]:
         """Polls (Manifold's API is REST): books of both outcomes, new trades, the resolution."""
         seen: OrderedDict[str, None] = OrderedDict()
+        started = time.time_ns()  # bets before the stream started are history, not trades to publish
         since: dict[str, int] = {}
         while True:
             for market_id in markets:
@@ -341,7 +342,7 @@ class ManifoldData:
                 bets = await self.bets(market_id, since.get(market_id, 0))
                 for iid in outcome_instruments(self.venue, market_id):
                     for tick in parse_trades(bets, iid):
-                        if tick.id not in seen:
+                        if tick.id not in seen and tick.ts_event >= started:
                             seen[tick.id] = None
                             yield tick
                 while len(seen) > 50_000:
