@@ -483,6 +483,10 @@ class AlpacaFake:
                 return _error(422, 42210000, str(exc))
             if qty <= old.filled_qty:
                 return _error(422, 42210000, "qty must be greater than the filled quantity")
+            for name, price in (("limit_price", limit), ("stop_price", stop)):
+                if price is not None and not _penny_ok(price):
+                    return _error(422, 42210000, f"invalid {name} {price}. sub-penny increment does not fulfill "
+                                                 "minimum pricing criteria")
             new = FakeOrder(id=str(uuid.uuid4()), client_order_id=coid, symbol=old.symbol, side=old.side,
                             type=old.type, qty=qty, time_in_force=str(body.get("time_in_force", old.time_in_force)),
                             order_class=old.order_class, limit_price=limit, stop_price=stop, replaces=old.id,

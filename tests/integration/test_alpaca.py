@@ -53,7 +53,8 @@ def fake() -> Iterator[AlpacaFake]:
 def make_adapter(fake: AlpacaFake, *, secret: str = SECRET, limiter: TokenBucket | None = None,
                  **kw: Any) -> AlpacaAdapter:
     adapter = AlpacaAdapter(VENUE, credentials=Credentials(api_key=KEY_ID, secret=secret), symbols=["AAPL", "MSFT"],
-                            url_override=fake.url, limiter=limiter or TokenBucket(0), poll_interval_s=0.05,
+                            url_override=fake.url, limiter=limiter or TokenBucket(0),
+                            poll_interval_s=kw.pop("poll_interval_s", 0.05),
                             request_timeout_s=kw.pop("request_timeout_s", 5.0), **kw)
     assert all(is_loopback_url(u) for u in (adapter.trading_url, adapter.data_url, adapter.stream_url))
     return adapter

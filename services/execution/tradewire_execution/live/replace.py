@@ -64,6 +64,8 @@ async def replace_order(adapter: LiveVenueAdapter, command: ReplaceOrder, now_ns
     if problem or old is None or new_order is None:
         log.warning("venue %s: replacement %s of %s rejected: %s", adapter.name, new_coid, command.client_order_id,
                     problem)
+        adapter._closed[new_coid] = None  # answered: a repeat of the id is a duplicate
+        adapter._bump()
         return [replace_rejected(command, now_ns, problem)]
     old.replaced_by, old.replacement = new_coid, new_order
     if CAP_AMEND in adapter.capabilities:

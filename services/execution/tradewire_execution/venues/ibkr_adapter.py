@@ -24,6 +24,9 @@ confirmation prompts (``[{"id", "message", "messageIds"}]``) instead of an order
 accepted on the trader's behalf), at most :data:`MAX_PROMPTS` in a row. A create whose answer (or a reply's) is
 lost is in flight and is resolved by the ``order_ref`` (= ``cOID``) of the account's orders; IB refuses a second
 order with the same ``cOID`` ("Local order ID ... is already registered"), treated as "already placed".
+No post-only and no GTD here (``DAY``/``GTC``/``IOC`` only): refused before sending. **Replace** is
+cancel-then-new (:mod:`tradewire_execution.live.replace`): IB's modify keeps the order's ``cOID``, while a
+Tradewire replacement has a new client order id.
 **Fills** come from ``GET /iserver/account/trades`` with IB's ``execution_id`` as the trade id and its
 commission as the fee; orders are polled (no websocket here). **Positions**: ``/portfolio/{acct}/positions/0``
 after ``/portfolio/accounts``, as IB requires.

@@ -17,6 +17,9 @@ client order id as the order's ``tag`` (letters, digits and ``-``). Tradier does
 answers a create with nothing but its id, so a create is never sent twice: after a timeout or 5xx the order is in
 flight and is found by listing the account's orders and matching the tag (the framework's in-flight resolution).
 Tradier has no attached exits here (no ``CAP_BRACKET``): execution's exit emulator keeps them.
+No post-only and no GTD at Tradier (durations day/gtc/pre/post): such orders are refused before sending.
+**Replace** is cancel-then-new (:mod:`tradewire_execution.live.replace`): Tradier's modify (``PUT``) keeps the
+order's tag and cannot change its quantity, while a Tradewire replacement has a new client order id (the tag).
 
 **Fills**: Tradier reports per order only the cumulative ``exec_quantity``, ``avg_fill_price`` and the last fill
 (``last_fill_quantity``/``last_fill_price``), no execution ids, and the sandbox has no account stream: orders are
