@@ -30,6 +30,10 @@ def register(sub: Any) -> None:
     dl.add_argument("--sandbox", action="store_true", help="the venue's testnet")
     dl.add_argument("--url-override", default="", help="base URL replacing every API host (a proxy)")
     p.set_defaults(handler=run)
+    # ``tradewire markets`` (prediction markets) comes with this package's ``tradewire.commands`` entry point
+    from tradewire_datafeed.prediction.cli import register as register_markets
+
+    register_markets(sub)
 
 
 def _epoch_ms(text: str) -> int:
