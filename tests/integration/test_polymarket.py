@@ -29,6 +29,7 @@ from tradewire_common.schemas import (
     OrderAccepted,
     OrderCanceled,
     OrderEvent,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     Side,
@@ -296,6 +297,30 @@ async def test_a_5xx_on_create_that_was_not_carried_out_is_rejected_after_the_gr
     assert await submit(adapter, order(31)) == []
     await eventually(lambda: len(of(host.events, OrderRejected)) == 1)
     assert fake.orders_of(api_key(adapter)) == [] and of(host.events, OrderAccepted) == []
+
+
+async def test_a_create_that_times_out_is_resolved_by_its_hash_and_accepted_once(
+    fake: PolymarketFake, started: tuple[PolymarketAdapter, CollectingHost]
+) -> None:
+    adapter, host = started
+    fake.fault("POST", "/order", "timeout")  # carried out, never answered: the client gives up after 5 s
+    events = await submit(adapter, order(35))
+    await eventually(lambda: len(of([*events, *host.events], OrderAccepted)) == 1)
+    assert len(fake.posted) == 1 and len(fake.orders_of(api_key(adapter))) == 1
+
+
+async def test_a_gtd_order_the_venue_expires_is_reported_expired(fake: PolymarketFake) -> None:
+    adapter, host = make_adapter(fake, wall_ns=fake.now_ns), CollectingHost()
+    adapter.attach(host)
+    await adapter.start()
+    try:
+        expire_ns = fake.now_ns() + 120 * 1_000_000_000
+        await submit(adapter, order(36, tif=TimeInForce.GTD, expire_time_ns=expire_ns))
+        fake.advance(180)
+        await eventually(lambda: len(of(host.events, OrderExpired)) == 1)
+    finally:
+        await adapter.close()
+    assert of(host.events, OrderCanceled) == [] and adapter.open_orders() == []
 
 
 async def test_a_429_on_create_is_sent_again_and_placed_once(

@@ -169,3 +169,19 @@ async def test_a_lost_price_change_is_a_gap_the_feed_heals_with_a_rest_snapshot(
     last = [m for _s, m in published if isinstance(m, BookSnapshot) and m.instrument_id == f"{YES}.{VENUE}"][-1]
     assert [(lv.price, lv.size) for lv in last.bids][:3] == [
         (Decimal("0.45"), Decimal(10)), (Decimal("0.42"), Decimal(5)), (Decimal("0.4"), Decimal(100))]
+
+
+async def test_a_slow_answer_still_arrives_and_a_5xx_or_429_is_a_transient_connection_error(
+    fake: PolymarketFake, client: PolymarketData
+) -> None:
+    fake.fault("GET", "/book", "latency", delay_s=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    snap = await client.book(ELECTION, f"{YES}.{VENUE}")
+    assert loop.time() - started >= 0.3 and snap.bids[0].price == Decimal("0.4")
+    fake.fault("GET", "/book", "5xx", status=502)
+    fake.fault("GET", "/prices-history", "429")
+    with pytest.raises(ConnectionError, match="502"):
+        await client.book(ELECTION, f"{YES}.{VENUE}")
+    with pytest.raises(ConnectionError, match="429"):
+        await client.history(ELECTION, f"{YES}.{VENUE}", 0, 10**18)

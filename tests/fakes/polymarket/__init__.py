@@ -13,6 +13,7 @@ The test drives the market through :class:`PolymarketFake` (``rest``, ``take``, 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +32,16 @@ __all__ = ["OTHER_KEY", "WALLET_KEY", "Market", "Order", "PolymarketFake", "Trad
 
 class PolymarketFake:
     def __init__(self, chain_id: int = 137) -> None:
-        self.engine = Engine()
+        self.offset_s = 0.0
+        self.engine = Engine(clock=lambda: time.time() + self.offset_s)
         self.server = Server(self.engine, chain_id)
+
+    def advance(self, seconds: float) -> None:
+        """Move the venue's clock (GTD expiry) forward."""
+        self.offset_s += seconds
+
+    def now_ns(self) -> int:
+        return int((time.time() + self.offset_s) * 1e9)
 
     @property
     def url(self) -> str:

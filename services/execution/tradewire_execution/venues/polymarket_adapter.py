@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -131,9 +132,11 @@ class PolymarketAdapter(LiveVenueAdapter):
         self, name: str, *, credentials: Credentials, symbols: list[str] | tuple[str, ...], chain_id: int = 137,
         live: bool = False, url_override: str = "", signature_type: int = 0,
         limiter: TokenBucket | None = None, in_flight_grace_s: float = 15.0, poll_interval_s: float = 2.0,
+        wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         super().__init__(name, capabilities=CAPABILITIES, limiter=limiter, credentials=credentials,
-                         in_flight_grace_s=in_flight_grace_s, poll_interval_s=poll_interval_s, websocket=False)
+                         in_flight_grace_s=in_flight_grace_s, poll_interval_s=poll_interval_s, websocket=False,
+                         wall_ns=wall_ns)
         self.host_url = (url_override or (LIVE_URL if live else STAGING_URL)).rstrip("/")
         assert_loopback([self.host_url], f"venue {name}")
         self.chain_id = chain_id
@@ -249,7 +252,9 @@ class PolymarketAdapter(LiveVenueAdapter):
         statuses: dict[str, OrderStatus] = {"LIVE": "open", "MATCHED": "filled", "CANCELED": "canceled",
                                             "CANCELLED": "canceled"}
         status = statuses.get(str(raw.get("status", "")).upper(), "open")
-        if status == "canceled" and kind in ("FOK", "FAK"):
+        expiration = int(venue_decimal(raw.get("expiration")))
+        if status == "canceled" and (kind in ("FOK", "FAK")  # the rest killed by the venue
+                                     or (kind == "GTD" and 0 < expiration <= self.wall_ns() // 1_000_000_000)):
             status = "expired"
         return VenueOrder(
             client_order_id=coid, venue_order_id=str(raw["id"]), status=status,
