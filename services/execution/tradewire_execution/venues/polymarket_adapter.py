@@ -34,8 +34,9 @@ carries the YES token as its top-level ``asset_id``). ``MATCHED``/``MINED``/``RE
 **Errors.** ``400 {"error": ...}`` and ``success: false`` are definitive refusals; ``429`` is rate limited (the
 client does not expose ``Retry-After``, so the limiter's default back-off applies); 5xx, timeouts and dropped
 connections are ambiguous; a refused connection (``httpx.ConnectError`` behind the client's exception) was not
-sent. Limits of the client: after a matching order it polls the trades for their settlement hashes for up to 30 s
-when the answer has none (its ``post_order``), and its HTTP timeout is httpx's default 5 s.
+sent. Limits of the client: after a matching order whose answer has no ``transactionsHashes`` it polls each trade
+until it carries a ``transaction_hash`` (up to 30 s, in the worker thread); a recorded MATCHED trade already carries
+one, so that poll ends at its first answer. Its HTTP timeout is httpx's default 5 s.
 """
 
 from __future__ import annotations
