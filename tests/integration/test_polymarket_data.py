@@ -118,6 +118,7 @@ async def test_the_market_channel_streams_snapshots_deltas_trades_and_the_resolu
     task = asyncio.create_task(follow())
     try:
         await eventually(lambda: len([g for g in got if isinstance(g, BookSnapshot)]) == 2)
+        fake.change_tick(ELECTION, "0.001")  # announced, not a book event: the stream goes on
         fake.rest(YES, "BUY", "0.41", "5")
         fake.take(YES, "BUY", "0.43", "30")
         fake.resolve(ELECTION, "0")

@@ -77,6 +77,18 @@ class PolymarketFake:
             market.history.setdefault(token, []).extend((t, Decimal(p)) for t, p in points)
         self.server.on_loop(run)
 
+    def change_tick(self, condition_id: str, tick: str) -> None:
+        """A new minimum tick (Polymarket narrows it near 0 and 1), announced on the market channel."""
+        def run() -> None:
+            market = self.engine.markets[condition_id]
+            old, market.tick_size = market.tick_size, Decimal(tick)
+            for token in (market.yes, market.no):
+                self.server.broadcast(token, {
+                    "event_type": "tick_size_change", "asset_id": token, "market": condition_id,
+                    "old_tick_size": str(old), "new_tick_size": tick,
+                    "timestamp": str(int(self.engine.clock() * 1000))})
+        self.server.on_loop(run)
+
     # --- trades and resolution -----------------------------------------------------------------------------
 
     def set_auto_confirm(self, on: bool) -> None:

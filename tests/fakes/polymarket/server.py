@@ -298,7 +298,7 @@ class Server(PublicRoutes):
         self.ws_clients.pop(ws, None)
         return ws
 
-    def _broadcast(self, token: str, message: dict[str, Any]) -> None:
+    def broadcast(self, token: str, message: dict[str, Any]) -> None:
         if self.ws_skip > 0:
             self.ws_skip -= 1
             return
@@ -312,7 +312,7 @@ class Server(PublicRoutes):
     def _push_price_change(self, token: str, side: str, price: Decimal) -> None:
         market = self.engine.market_of(token)
         bids, asks = self.engine.levels(token, "BUY"), self.engine.levels(token, "SELL")
-        self._broadcast(token, {"event_type": "price_change", "market": market.condition_id,
+        self.broadcast(token, {"event_type": "price_change", "market": market.condition_id,
                                 "timestamp": str(int(self.engine.clock() * 1000)), "price_changes": [{
                                     "asset_id": token, "price": num(price), "side": side,
                                     "size": num(self.engine.level_size(token, side, price)), "hash": "",
@@ -323,7 +323,7 @@ class Server(PublicRoutes):
         if trade.status != "MATCHED" and not (trade.status == "CONFIRMED" and self.engine.auto_confirm):
             return
         t = trade.taker
-        self._broadcast(t.asset_id, {"event_type": "last_trade_price", "asset_id": t.asset_id,
+        self.broadcast(t.asset_id, {"event_type": "last_trade_price", "asset_id": t.asset_id,
                                      "market": t.market.condition_id, "price": num(trade.price), "side": t.side,
                                      "size": num(trade.size), "fee_rate_bps": str(t.market.fee_rate_bps),
                                      "timestamp": str(int(self.engine.clock() * 1000))})
@@ -334,7 +334,7 @@ class Server(PublicRoutes):
         message = {"event_type": "market_resolved", "id": market.condition_id[-6:], "market": market.condition_id,
                    "assets_ids": [market.yes, market.no], "winning_asset_id": winner,
                    "winning_outcome": market.outcome(winner), "timestamp": str(int(self.engine.clock() * 1000))}
-        self._broadcast(market.yes, message)
+        self.broadcast(market.yes, message)
 
     async def drop_ws(self) -> None:
         for ws in list(self.ws_clients):
