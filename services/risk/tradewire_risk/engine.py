@@ -77,7 +77,8 @@ Rules, in order:
    (rebuilt without one, no last price) -> ``UNKNOWN_PRICE``.
 
 Order type: the order is of the signal's ``order_type`` (MARKET by default; LIMIT, STOP_MARKET or
-STOP_LIMIT with the signal's prices and time in force); sizing and limits use the signal's ``price``.
+STOP_LIMIT with the signal's prices and time in force, ``post_only`` and a ``GTD`` order's ``expire_time_ns``);
+sizing and limits use the signal's ``price``.
 
 Exits: every order that opens exposure carries the signal's ``stop_loss_pct``/``take_profit_pct``/
 ``trailing_stop_pct``/``time_stop_s``, or the configured defaults when the signal has none (0 = no
@@ -326,6 +327,8 @@ class RiskEngine:
             limit_price=signal.limit_price,
             trigger_price=signal.trigger_price,
             time_in_force=signal.time_in_force,
+            post_only=signal.post_only,
+            expire_time_ns=signal.expire_time_ns,
             reduce_only=reduce_only,
             signal_id=signal.id,
             stop_loss_pct=stop_loss,
