@@ -10,6 +10,9 @@ strategy's and its venue's.
 
 Automation levels (``alert``, ``semi-auto``'s approval queue), promotion stages and their HTTP routes are in
 :mod:`tradewire_risk.automation` (hooks: ``intercept`` before a signal is decided, ``review`` after).
+
+Replacing a working order (``POST /v1/orders/{client_order_id}/replace``) is in :mod:`tradewire_risk.replace`:
+the service remembers the orders it sent for signals (the newest :data:`SENT_KEPT`) to replace them.
 """
 
 from __future__ import annotations
@@ -17,20 +20,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from decimal import Decimal
 
 import msgspec
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from tradewire_common import schemas, subjects
 from tradewire_common.bus import Bus, Envelope
 from tradewire_common.clock import Clock
 from tradewire_common.config import Config
+from tradewire_common.http import Actor
 from tradewire_common.ids import split_instrument_id
 from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.schemas import (
     OrderDenied,
     OrderPendingApproval,
     PortfolioSnapshot,
+    ReplaceOrder,
     Signal,
     SubmitOrder,
 )
@@ -39,8 +45,12 @@ from tradewire_risk.automation import Automation
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.feed import ContextFeed
 from tradewire_risk.kill_switch import TradingControl
+from tradewire_risk.replace import ReplaceError, ReplaceRequest, decide, replacement_id
 
 log = logging.getLogger(__name__)
+
+#: Orders sent for signals that can be replaced (client order id -> the order and the price it was decided at).
+SENT_KEPT = 10_000
 
 
 class RiskService(Service):
@@ -56,6 +66,8 @@ class RiskService(Service):
         self._snapshot_changed = asyncio.Condition()
         self._decisions: OrderedDict[str, tuple[str, SubmitOrder | OrderDenied | OrderPendingApproval]] = (
             OrderedDict())
+        self.sent: OrderedDict[str, tuple[SubmitOrder, Decimal]] = OrderedDict()
+        self._replacements: OrderedDict[str, tuple[str, ReplaceOrder | OrderDenied]] = OrderedDict()
         m = self.metrics
         self.orders_out = m.counter("orders_submitted_total", "SubmitOrders sent to execution", ("venue",))
         self.denials = m.counter("orders_denied_total", "Signals denied, by reason code", ("reason",))
@@ -157,15 +169,70 @@ class RiskService(Service):
         await self.bus.publish(subject, decision)
         if isinstance(decision, SubmitOrder):
             self.orders_out.labels(subject.rsplit(".", 1)[-1]).inc()
+            self._remember_sent(decision, signal.price)
             if fresh:
                 await self.control.order_sent(decision)
         elif isinstance(decision, OrderDenied):
             self.denials.labels(decision.reason_code.value).inc()
             log.info("denied %s: %s", decision.reason_code, decision.reason)
 
+    def _remember_sent(self, order: SubmitOrder, price: Decimal) -> None:
+        self.sent[order.client_order_id] = (order, price)
+        while len(self.sent) > SENT_KEPT:
+            self.sent.popitem(last=False)
+
+    async def replace(self, client_order_id: str, request: ReplaceRequest, actor: str) -> dict[str, object]:
+        """Decide a replacement (:mod:`tradewire_risk.replace`) and publish the decision; a repeat of the same
+        request publishes the same decision again."""
+        known = self.sent.get(client_order_id)
+        if known is None:
+            raise ReplaceError(404, f"order {client_order_id} is not an order risk sent (since it started)")
+        new_id = replacement_id(client_order_id, request)
+        cached = self._replacements.get(new_id)
+        if cached is None:
+            order, price = known
+            context = self.context_feed.context
+            state = self.control.view.effective(order.strategy_id, split_instrument_id(order.instrument_id)[1])
+            decision = decide(self.engine, order, price, request, self.snapshot, state, context, self.clock.now_ns())
+            if isinstance(decision, ReplaceOrder):
+                subject = subjects.order_command(split_instrument_id(order.instrument_id)[1])
+                replaced = context.open_orders.get(new_id)
+                if replaced is not None:
+                    self._remember_sent(msgspec.structs.replace(
+                        order, client_order_id=new_id, quantity=replaced.quantity,
+                        limit_price=decision.limit_price or order.limit_price,
+                        trigger_price=decision.trigger_price or order.trigger_price), price)
+            else:
+                subject = subjects.order_event(decision.strategy_id)
+            cached = self._replacements[new_id] = (subject, decision)
+            while len(self._replacements) > SENT_KEPT:
+                self._replacements.popitem(last=False)
+            log.warning("replace %s -> %s by %s: %s", client_order_id, new_id, actor,
+                        "sent" if isinstance(decision, ReplaceOrder) else f"denied ({decision.reason})",
+                        extra={"audit": "replace", "actor": actor, "client_order_id": client_order_id})
+        subject, decision = cached
+        await self.bus.publish(subject, decision)
+        if isinstance(decision, OrderDenied):
+            self.denials.labels(decision.reason_code.value).inc()
+            return {"decision": "DENIED", "client_order_id": client_order_id, "new_client_order_id": new_id,
+                    "reason_code": decision.reason_code.value, "reason": decision.reason}
+        return {"decision": "REPLACE", "client_order_id": client_order_id, "new_client_order_id": new_id,
+                "command": msgspec.to_builtins(decision)}
+
     def add_routes(self, app: FastAPI) -> None:
         self.control.add_routes(app)  # GET/POST /v1/trading-state, /v1/kill-switch
         self.automation.add_routes(app)  # /v1/approvals, /v1/strategies
+
+        @app.post("/v1/orders/{client_order_id}/replace")
+        async def replace_order(client_order_id: str, body: dict[str, object], actor: Actor) -> dict[str, object]:
+            try:
+                request = msgspec.convert(body, ReplaceRequest, strict=False)
+            except (msgspec.ValidationError, ValueError) as exc:
+                raise HTTPException(status_code=422, detail=str(exc)) from None
+            try:
+                return await self.replace(client_order_id, request, actor)
+            except ReplaceError as exc:
+                raise HTTPException(status_code=exc.status, detail=exc.detail) from None
 
 
 def build(config: Config, bus: Bus, clock: Clock | None = None) -> RiskService:
