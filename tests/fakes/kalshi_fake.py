@@ -305,8 +305,8 @@ class KalshiFake:
         return out
 
     async def _place(self, order: KOrder) -> KOrder:
-        self.orders[order.order_id] = order
         before = self.book(order.ticker)
+        self.orders[order.order_id] = order
         for maker in sorted((o for o in self.orders.values() if o.ticker == order.ticker and o.status == "resting"
                              and o.order_id != order.order_id and o.yes_bid != order.yes_bid),
                             key=lambda o: (o.yes_price if order.yes_bid else -o.yes_price, o.created)):
