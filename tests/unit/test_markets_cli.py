@@ -125,6 +125,7 @@ def test_history_writes_probability_bars_the_backtester_reads_and_the_resolution
     assert resolution_path(catalog, "paris-YES.MANIFOLD", "1m").name == "1m.resolution.json"
     assert resolved is not None and resolved.resolution == "MKT" and resolved.market_id == "paris"
     assert [str(o.payout) for o in resolved.payouts] == ["0.62", "0.38"]
+    assert resolved.ts_event == fake.markets["paris"].resolution_time * 1_000_000  # type: ignore[operator]
     records = catalog.read("paris-YES.MANIFOLD", "1m").records
     assert records[0].close == Decimal(repr(p[2]))  # exact decimal text, not a float's rounding
 

@@ -14,8 +14,14 @@ tests) and ``--sandbox`` selects the venue's demo/development deployment.
   backtester replays a prediction market like any bar series), volume 0; an interval without a point repeats the
   last close (the probability did not move), from the first point to the last. When the market's resolution is
   known it is saved beside the bars as ``{interval}.resolution.json`` in the entry's directory
-  (:func:`resolution_path`): the ``MarketResolved`` message in its wire JSON, which a replay publishes after the
-  last bar (:func:`read_resolution`).
+  (:func:`resolution_path`, e.g. ``var/catalog/bars/MANIFOLD/<id>-YES/1m.resolution.json``) in the recorded
+  resolution format of :mod:`tradewire_datafeed.readers_resolution` (``venue``, ``market_id``, ``resolution``,
+  ``ts``, ``payouts`` by instrument, ``source``), so a replay publishes it after the last bar::
+
+      [[datafeed.replay]]
+      path = "catalog:<id>-YES.MANIFOLD/1m"
+      instrument_id = "<id>-YES.MANIFOLD"
+      resolution = "var/catalog/bars/MANIFOLD/<id>-YES/1m.resolution.json"
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tradewire_common.config import PredictionFeedConfig
-from tradewire_common.schemas import BookSnapshot, MarketResolved, decode_as, encode
+from tradewire_common.schemas import BookSnapshot, MarketResolved
 from tradewire_datafeed.catalog import Catalog, CatalogEntry
 from tradewire_datafeed.prediction import VENUES, MarketInfo, PredictionVenueData, PricePoint, venue_data
 from tradewire_datafeed.readers import BarRecord, build_series, format_ts, parse_interval
@@ -221,16 +227,22 @@ def resolution_path(catalog: Catalog, instrument_id: str, interval: str) -> Path
 
 
 def write_resolution(catalog: Catalog, instrument_id: str, interval: str, resolved: MarketResolved) -> Path:
+    """Save ``resolved`` beside the entry as a recorded resolution file (``readers_resolution``'s format)."""
     path = resolution_path(catalog, instrument_id, interval)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(encode(resolved))
+    path.write_text(json.dumps({
+        "venue": resolved.venue, "market_id": resolved.market_id, "resolution": resolved.resolution,
+        "ts": format_ts(resolved.ts_event), "payouts": {p.instrument_id: str(p.payout) for p in resolved.payouts},
+        "source": resolved.source or "tradewire markets history"}, indent=2) + "\n")
     return path
 
 
 def read_resolution(catalog: Catalog, instrument_id: str, interval: str) -> MarketResolved | None:
     """The resolution saved beside a catalog entry, or None (open market, or bars from elsewhere)."""
+    from tradewire_datafeed.readers_resolution import read_resolution as read_file
+
     path = resolution_path(catalog, instrument_id, interval)
-    return decode_as(path.read_bytes(), MarketResolved) if path.exists() else None
+    return read_file(path) if path.exists() else None
 
 
 async def download_history(client: PredictionVenueData, market_id: str, outcome: str, since_ns: int, until_ns: int,
