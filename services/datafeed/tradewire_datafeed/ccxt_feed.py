@@ -14,7 +14,8 @@ Only **closed** bars are published: a bar is closed once a later bar has started
 the venue's clock (REST). When a websocket fails, that task **polls REST** (``fetch_ohlcv``, ``fetch_trades``,
 ``fetch_ticker``, ``fetch_order_book``) every ``poll_interval_s`` and tries the websocket again after
 ``reconnect_s``; bars and trades are de-duplicated across both paths (by open time, by trade id), so a failover
-neither repeats nor skips one that the venue still serves. Market loading is restricted to spot as in execution.
+neither repeats nor skips one that the venue still serves. Market loading is restricted to spot as in execution
+(``tradewire_common.urls.ccxt_config``).
 Under tests every URL of the client must be on 127.0.0.1 before the first call.
 """
 
@@ -39,14 +40,12 @@ from tradewire_common import subjects
 from tradewire_common.config import LiveFeedConfig
 from tradewire_common.ids import derive_id, instrument_id
 from tradewire_common.schemas import Bar, BookLevel, BookSnapshot, Message, Quote, Side, TradeTick
-from tradewire_common.urls import rewrite_urls
+from tradewire_common.urls import ccxt_config, rewrite_urls
 from tradewire_datafeed.catalog import Catalog, CatalogEntry
 from tradewire_datafeed.readers import BarRecord, build_series, parse_interval
 
 log = logging.getLogger(__name__)
 
-RESTRICTED_OPTIONS: dict[str, Any] = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]},
-                                      "fetchCurrencies": False, "fetchMargins": False, "maxRetriesOnFailure": 0}
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "M": 2_592_000_000}
 Publish = Callable[[str, Message], Awaitable[None]]
 
@@ -98,7 +97,7 @@ def make_exchange(exchange_id: str, *, sandbox: bool = False, url_override: str 
     cls = getattr(ccxtpro, exchange_id, None)
     if cls is None:
         raise ValueError(f"unknown ccxt exchange id {exchange_id!r}")
-    exchange = cls({"enableRateLimit": True, "timeout": timeout_ms, "options": dict(RESTRICTED_OPTIONS)})
+    exchange = cls({"enableRateLimit": True, "timeout": timeout_ms, **ccxt_config(exchange_id)})
     if sandbox:
         exchange.set_sandbox_mode(True)
     if url_override:

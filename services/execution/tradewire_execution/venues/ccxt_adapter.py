@@ -11,20 +11,29 @@
   currency, margin or futures endpoint; the configured ``symbols`` must exist there (else the start fails).
 * **Symbols.** ``symbols`` are ccxt unified symbols (``BTC/USDT``); the instrument id is base and quote joined
   (``BTCUSDT.<VENUE>``). Spot only: reduce-only orders are sent as plain ones (no shorts on spot).
-* **Orders.** ``client_order_id`` goes to the venue as its client order id (ccxt's ``clientOrderId``: Binance
-  ``newClientOrderId``, Coinbase ``client_order_id``, Kraken ``cl_ord_id``) and orders are looked up and
-  cancelled by it (Binance ``origClientOrderId``; venues without a lookup by client id: their open and
-  closed orders are searched). ``MARKET``, ``LIMIT`` (``timeInForce`` GTC/IOC/FOK where the exchange takes it),
-  ``STOP_MARKET``/``STOP_LIMIT`` (``triggerPrice``) and post-only (``postOnly``) as capabilities from
-  ``exchange.has`` and :data:`TIME_IN_FORCE`.
+* **Orders.** ``client_order_id`` goes to the venue as its client order id (Binance ``newClientOrderId``, Coinbase
+  ``client_order_id``, Kraken ``cl_ord_id``) and orders are looked up by it (Binance ``origClientOrderId``; Kraken
+  its open and closed orders filtered by ``cl_ord_id``; Coinbase its order list searched). ``MARKET``, ``LIMIT``
+  (time in force per :data:`PROFILES`), ``STOP_MARKET``/``STOP_LIMIT`` (the exchange's trigger parameter),
+  post-only (``postOnly``: Coinbase ``post_only``, Kraken ``oflags=post``) and ``GTD`` with ``expire_time_ns``
+  (Binance none; Coinbase ``limit_limit_gtd`` with ``end_time``; Kraken ``timeinforce=GTD`` with ``expiretm``)
+  as capabilities from ``exchange.has`` and :data:`PROFILES`: an order asking for one the venue lacks is
+  rejected before anything is sent. Coinbase market buys are sized in the base currency (``base_size``), as
+  every Tradewire order, not in quote currency (ccxt's default).
 * **Errors** (ccxt's hierarchy, from the venue's own error codes): ``OrderNotFound`` -> not found;
   ``DuplicateOrderId`` or Binance's "Duplicate order sent." -> already placed; ``DDoSProtection`` /
   ``RateLimitExceeded`` (429/418) -> rate limited with the answer's ``Retry-After``; ``InvalidNonce`` and a
   connection refused before sending -> not sent; any other ``ExchangeError`` (invalid order, insufficient
   funds, authentication...) -> a definitive refusal; ``RequestTimeout``, ``ExchangeNotAvailable`` (5xx, dropped
   connection) and other ``OperationFailed`` -> ambiguous (the order is in flight).
-* **Updates.** ``watch_orders`` (ccxt.pro) where the exchange has it, else (and while it fails) REST polling;
-  fills come from ``fetch_my_trades`` (by order) with the venue's trade ids.
+* **Updates.** ``watch_orders`` (ccxt.pro) where the exchange has it and its profile allows it, else (and while
+  it fails) REST polling; fills come from ``fetch_my_trades`` (by order where the venue filters by order) with
+  the venue's trade ids. Coinbase and Kraken poll: their private websockets (Coinbase ``user`` channel with a
+  JWT, Kraken ``ws-auth`` with a REST-issued token) are not exercised by the tests.
+* **Per exchange** (:data:`PROFILES`, one row per exchange id, no ``if`` on the id): ccxt options, the client
+  order id and trigger parameters, time in force, GTD encoding, how an order is found by client order id and
+  how its fills are fetched. An exchange without a row gets :data:`DEFAULT_PROFILE` (GTC only, search of the
+  open and closed orders).
 * **Numbers.** Quantities and prices are sent as decimal strings; ccxt returns floats, read back through
   ``str`` (the shortest text of the double, exact for the venue's decimal strings of up to 15 digits).
 """
@@ -32,8 +41,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -45,8 +59,10 @@ from ccxt.base.decimal_to_precision import DECIMAL_PLACES, SIGNIFICANT_DIGITS
 from tradewire_common.config import Config, InstrumentSpec, VenueConfig
 from tradewire_common.ids import instrument_id
 from tradewire_common.schemas import Liquidity, OrderType, Side, SubmitOrder, TimeInForce
-from tradewire_common.urls import rewrite_urls
+from tradewire_common.urls import RESTRICTED_OPTIONS as BASE_OPTIONS
+from tradewire_common.urls import ccxt_config, rewrite_urls
 from tradewire_execution.live.base import (
+    CAP_GTD,
     CAP_POST_ONLY,
     Ambiguous,
     DuplicateClientOrderId,
@@ -75,22 +91,90 @@ from tradewire_execution.venue import (
 
 log = logging.getLogger(__name__)
 
-#: Time in force a venue takes on limit orders (ccxt has no ``has`` flag for it).
-TIME_IN_FORCE: Mapping[str, frozenset[str]] = {
-    "binance": frozenset({CAP_GTC, CAP_IOC, CAP_FOK}),
-    "binanceus": frozenset({CAP_GTC, CAP_IOC, CAP_FOK}),
-    "coinbase": frozenset({CAP_GTC, CAP_IOC, CAP_FOK}),
-    "kraken": frozenset({CAP_GTC, CAP_IOC}),
+def _iso_ms(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
+
+
+def _kraken_client_id(coid: str) -> str:
+    """Kraken takes a ``cl_ord_id`` that is a UUID (36 or 32 hex characters) or free text of at most 18
+    characters; a longer id (Tradewire's are 27) is sent as the first 32 hex digits of its SHA-256."""
+    if _UUID.fullmatch(coid) or (len(coid) <= 18 and coid.isascii() and coid.isprintable()):
+        return coid
+    return hashlib.sha256(coid.encode()).hexdigest()[:32]
+
+
+def _kraken_deadline(order: SubmitOrder, grace_s: float) -> dict[str, Any]:
+    """``deadline``: the matching engine refuses the create after it, so an order still unknown to Kraken once
+    the in-flight grace has passed can no longer appear (Kraken takes 2..60 s ahead)."""
+    ahead = min(60.0, max(2.0, grace_s))
+    return {"deadline": datetime.fromtimestamp(time.time() + ahead, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+
+
+def _coinbase_market(order: SubmitOrder, _grace_s: float) -> dict[str, Any]:
+    """Coinbase sizes a ccxt market buy in quote currency; Tradewire's quantity is base currency."""
+    if order.order_type is not OrderType.MARKET or order.side is not Side.BUY:
+        return {}
+    return {"createMarketBuyOrderRequiresPrice": False,
+            "order_configuration": {"market_market_ioc": {"base_size": str(order.quantity)}}}
+
+
+@dataclass(frozen=True)
+class ExchangeProfile:
+    """How the adapter talks to one exchange through ccxt (the module docstring's "per exchange")."""
+
+    #: Time in force taken on limit orders (ccxt has no ``has`` flag for it); ``CAP_GTD`` needs ``gtd_params``.
+    time_in_force: frozenset[str] = frozenset({CAP_GTC})
+    #: Post-only orders (``postOnly``) are taken; None: as ``has.createPostOnlyOrder`` says.
+    post_only: bool | None = None
+    #: ccxt's parameter carrying our client order id (Coinbase's ccxt ignores ``clientOrderId``).
+    client_id_param: str = "clientOrderId"
+    #: Our client order id -> the venue's (a format the venue takes); None: the same.
+    client_id_of: Callable[[str], str] | None = None
+    #: ccxt's parameter of a stop order's trigger price on spot (Kraken's ccxt ignores ``triggerPrice``).
+    trigger_param: str = "triggerPrice"
+    #: expire time (ns) -> ccxt params of a GTD order.
+    gtd_params: Callable[[int], dict[str, Any]] | None = None
+    #: Extra ccxt params of an order (a venue's own wire encoding), given the in-flight grace (s).
+    order_params: Callable[[SubmitOrder, float], dict[str, Any]] | None = None
+    #: ``fetch_order`` takes ``{"clientOrderId": ..}`` (a lookup by client order id at the venue).
+    fetch_by_client_id: bool = False
+    #: Else the order is searched in these ccxt listings (method, ``has`` flag) ...
+    search: tuple[tuple[str, str], ...] = (("fetch_open_orders", "fetchOpenOrders"),
+                                           ("fetch_closed_orders", "fetchClosedOrders"))
+    #: ... with ``{"clientOrderId": ..}`` passed as a filter the venue applies.
+    search_filters_by_client_id: bool = False
+    #: ``fetch_my_trades`` param filtering by venue order id ("" = fetch by time and filter here).
+    trades_order_param: str = ""
+    #: Use ``fetch_order_trades`` when ``has`` says so (Kraken's needs the trade ids: no).
+    order_trades: bool = True
+    #: Follow ccxt.pro ``watch_orders`` when ``has`` says so.
+    watch_orders: bool = True
+    #: ccxt options of the client (beyond ``tradewire_common.urls.ccxt_config``).
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+_BINANCE = ExchangeProfile(time_in_force=frozenset({CAP_GTC, CAP_IOC, CAP_FOK}), fetch_by_client_id=True,
+                           trades_order_param="orderId")
+#: One row per ccxt exchange id.
+PROFILES: Mapping[str, ExchangeProfile] = {
+    "binance": _BINANCE,
+    "binanceus": _BINANCE,
+    "coinbase": ExchangeProfile(
+        time_in_force=frozenset({CAP_GTC, CAP_IOC, CAP_FOK, CAP_GTD}), client_id_param="client_order_id",
+        gtd_params=lambda ns: {"timeInForce": "GTD", "end_time": _iso_ms(ns)}, order_params=_coinbase_market,
+        search=(("fetch_orders", "fetchOrders"),), trades_order_param="order_id", watch_orders=False),
+    "kraken": ExchangeProfile(
+        time_in_force=frozenset({CAP_GTC, CAP_IOC, CAP_GTD}), post_only=True, trigger_param="stopLossPrice",
+        gtd_params=lambda ns: {"timeInForce": "GTD", "expiretm": str(ns // 1_000_000_000)},
+        client_id_of=_kraken_client_id, order_params=_kraken_deadline,
+        search_filters_by_client_id=True, order_trades=False, watch_orders=False),
 }
+DEFAULT_PROFILE = ExchangeProfile()
 #: Options that keep ccxt's start-up to the spot markets, and its own retries off.
-RESTRICTED_OPTIONS: Mapping[str, Any] = {
-    "defaultType": "spot",
-    "fetchMarkets": {"types": ["spot"]},
-    "fetchCurrencies": False,
-    "fetchMargins": False,
-    "maxRetriesOnFailure": 0,
-    "warnOnFetchOpenOrdersWithoutSymbol": False,
-}
+RESTRICTED_OPTIONS: Mapping[str, Any] = {**BASE_OPTIONS, "warnOnFetchOpenOrdersWithoutSymbol": False}
 _STATUS: Mapping[str, OrderStatus] = {"open": "open", "closed": "filled", "canceled": "canceled",
                                       "cancelled": "canceled", "expired": "expired", "rejected": "rejected"}
 
@@ -109,8 +193,9 @@ def make_exchange(
     cls = getattr(ccxtpro, exchange_id, None)
     if cls is None:
         raise ValueError(f"unknown ccxt exchange id {exchange_id!r} (or not in ccxt.pro)")
+    profile = PROFILES.get(exchange_id, DEFAULT_PROFILE)
     config: dict[str, Any] = {"enableRateLimit": False, "timeout": timeout_ms,
-                              "options": {**RESTRICTED_OPTIONS, **(options or {})}}
+                              **ccxt_config(exchange_id, {**RESTRICTED_OPTIONS, **profile.options, **(options or {})})}
     if credentials is not None:
         config.update(credentials.as_ccxt())
     exchange = cls(config)
@@ -155,7 +240,10 @@ class CcxtVenue(LiveVenueAdapter):
         self.symbol_of = {instrument_id(instrument_symbol(s), name): s for s in self.symbols}
         self.instrument_of = {s: i for i, s in self.symbol_of.items()}
         has = exchange.has
-        caps = {CAP_PARTIAL_FILLS, *TIME_IN_FORCE.get(self.exchange_id, {CAP_GTC})}
+        self.profile = PROFILES.get(self.exchange_id, DEFAULT_PROFILE)
+        caps = {CAP_PARTIAL_FILLS, *self.profile.time_in_force}
+        if self.profile.gtd_params is None:
+            caps.discard(CAP_GTD)
         if has.get("createMarketOrder", True):
             caps.add(CAP_MARKET)
         if has.get("createLimitOrder", True):
@@ -164,12 +252,14 @@ class CcxtVenue(LiveVenueAdapter):
             caps.add(CAP_STOP)
         if has.get("createStopLimitOrder"):
             caps.add(CAP_STOP_LIMIT)
-        if has.get("createPostOnlyOrder"):
+        if self.profile.post_only or (self.profile.post_only is None and has.get("createPostOnlyOrder")):
             caps.add(CAP_POST_ONLY)
         super().__init__(name, capabilities=caps, limiter=limiter, credentials=credentials,
                          in_flight_grace_s=in_flight_grace_s, poll_interval_s=poll_interval_s,
-                         websocket=websocket and bool(has.get("watchOrders")))
+                         websocket=websocket and self.profile.watch_orders and bool(has.get("watchOrders")))
         self.markets_loaded = False
+        #: venue client order id -> ours (venues whose ids have another format, see ``client_id_of``)
+        self._coid_by_venue_coid: dict[str, str] = {}
 
     # --- connection and markets ----------------------------------------------------------------------
 
@@ -258,15 +348,34 @@ class CcxtVenue(LiveVenueAdapter):
 
     # --- mapping ---------------------------------------------------------------------------------------
 
+    def _venue_coid(self, coid: str) -> str:
+        """Our client order id as the venue knows it (remembered for the way back)."""
+        if self.profile.client_id_of is None:
+            return coid
+        venue_coid = self.profile.client_id_of(coid)
+        self._coid_by_venue_coid[venue_coid] = coid
+        return venue_coid
+
+    def _our_coid(self, venue_coid: str) -> str:
+        if self.profile.client_id_of is None or not venue_coid:
+            return venue_coid
+        if venue_coid not in self._coid_by_venue_coid:
+            for tracked in self.tracked_orders():
+                self._venue_coid(tracked.order.client_order_id)
+        return self._coid_by_venue_coid.get(venue_coid, venue_coid)
+
     def _to_order(self, raw: Mapping[str, Any]) -> VenueOrder:
         status = _STATUS.get(str(raw.get("status") or "open"), "open")
+        info = raw.get("info") or {}
+        if isinstance(info, dict) and str(info.get("status") or "").lower() == "expired":
+            status = "expired"  # Coinbase's EXPIRED is "canceled" in ccxt
         side = raw.get("side")
         kind = {"market": OrderType.MARKET, "limit": OrderType.LIMIT}.get(str(raw.get("type") or ""))
         symbol = raw.get("symbol") or ""
-        info = raw.get("info") or {}
         reason = str(info.get("rejectReason") or info.get("reject_reason") or "") if isinstance(info, dict) else ""
         return VenueOrder(
-            client_order_id=str(raw.get("clientOrderId") or ""), venue_order_id=str(raw.get("id") or ""),
+            client_order_id=self._our_coid(str(raw.get("clientOrderId") or "")),
+            venue_order_id=str(raw.get("id") or ""),
             status=status, filled_qty=_dec(raw.get("filled")),
             symbol=instrument_symbol(symbol) if symbol else "", side=Side(side.upper()) if side else None,
             quantity=_dec(raw["amount"]) if raw.get("amount") is not None else None, order_type=kind,
@@ -296,25 +405,33 @@ class CcxtVenue(LiveVenueAdapter):
     async def venue_place(self, order: SubmitOrder) -> VenueOrder:
         self._check_urls()
         symbol = self._symbol(order)
-        params: dict[str, Any] = {"clientOrderId": order.client_order_id}
+        profile = self.profile
+        params: dict[str, Any] = {profile.client_id_param: self._venue_coid(order.client_order_id)}
         kind = "limit" if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else "market"
         price = str(order.limit_price) if order.limit_price is not None else None
         if order.trigger_price is not None:
-            params["triggerPrice"] = str(order.trigger_price)
-        if kind == "limit" and order.time_in_force is not TimeInForce.GTC:
+            params[profile.trigger_param] = str(order.trigger_price)
+        if kind == "limit" and order.time_in_force is TimeInForce.GTD:
+            if profile.gtd_params is None or not order.expire_time_ns:
+                raise VenueRefused(f"venue {self.name}: a GTD order needs expire_time_ns and a venue that takes it")
+            params.update(profile.gtd_params(order.expire_time_ns))
+        elif kind == "limit" and order.time_in_force is not TimeInForce.GTC:
             params["timeInForce"] = order.time_in_force.value
         if getattr(order, "post_only", False):
             params["postOnly"] = True
+        if profile.order_params is not None:
+            params.update(profile.order_params(order, self.in_flight_grace_ns / 1e9))
         raw = await self._guarded(self.exchange.create_order, symbol, kind, order.side.value.lower(),
                                   str(order.quantity), price, params)()
         answer = self._to_order(raw)
-        if not answer.client_order_id:  # some venues answer with the id only
+        if not answer.client_order_id or answer.client_order_id != order.client_order_id:
+            # some venues answer with the id only (Kraken: txid; Coinbase: its success_response)
             answer = VenueOrder(**{**_fields(answer), "client_order_id": order.client_order_id})
         return answer
 
     async def venue_cancel(self, order: SubmitOrder, venue_order_id: str) -> VenueOrder:
         symbol = self._symbol(order)
-        params = {} if venue_order_id else {"clientOrderId": order.client_order_id}
+        params = {} if venue_order_id else {"clientOrderId": self._venue_coid(order.client_order_id)}
         raw = await self._guarded(self.exchange.cancel_order, venue_order_id or None, symbol, params)()
         answer = self._to_order(raw)
         if answer.status == "open" or not answer.venue_order_id:  # some venues only acknowledge the request
@@ -324,19 +441,22 @@ class CcxtVenue(LiveVenueAdapter):
     async def venue_order(self, order: SubmitOrder) -> VenueOrder:
         symbol = self._symbol(order)
         coid = order.client_order_id
-        if self.exchange_id.startswith("binance"):
-            raw = await self._guarded(self.exchange.fetch_order, None, symbol, {"clientOrderId": coid})()
+        if self.profile.fetch_by_client_id:
+            raw = await self._guarded(self.exchange.fetch_order, None, symbol,
+                                      {"clientOrderId": self._venue_coid(coid)})()
             return self._to_order(raw)
         tracked = self.tracked(coid)
         if tracked is not None and tracked.venue_order_id:
             raw = await self._guarded(self.exchange.fetch_order, tracked.venue_order_id, symbol)()
             return self._to_order(raw)
-        # no lookup by client order id: search the open, then the recent closed orders
-        for method, flag in (("fetch_open_orders", "fetchOpenOrders"), ("fetch_closed_orders", "fetchClosedOrders")):
+        # no lookup by client order id: search the venue's order listings
+        venue_coid = self._venue_coid(coid)
+        params = {"clientOrderId": venue_coid} if self.profile.search_filters_by_client_id else {}
+        for method, flag in self.profile.search:
             if not self.exchange.has.get(flag):
                 continue
-            for raw in await self._guarded(getattr(self.exchange, method), symbol)():
-                if raw.get("clientOrderId") == coid:
+            for raw in await self._guarded(getattr(self.exchange, method), symbol, None, None, params)():
+                if raw.get("clientOrderId") == venue_coid:
                     return self._to_order(raw)
         raise OrderNotFoundAtVenue(f"{self.exchange_id} has no order with client order id {coid}")
 
@@ -348,10 +468,10 @@ class CcxtVenue(LiveVenueAdapter):
 
     async def venue_order_fills(self, order: SubmitOrder, venue_order_id: str) -> list[VenueFill]:
         symbol = self._symbol(order)
-        if self.exchange_id.startswith("binance") and venue_order_id:
+        if self.profile.trades_order_param and venue_order_id:
             raws = await self._guarded(self.exchange.fetch_my_trades, symbol, None, None,
-                                       {"orderId": venue_order_id})()
-        elif self.exchange.has.get("fetchOrderTrades") and venue_order_id:
+                                       {self.profile.trades_order_param: venue_order_id})()
+        elif self.profile.order_trades and self.exchange.has.get("fetchOrderTrades") and venue_order_id:
             raws = await self._guarded(self.exchange.fetch_order_trades, venue_order_id, symbol)()
         else:
             raws = await self._guarded(self.exchange.fetch_my_trades, symbol, order.ts_event // 1_000_000 or None)()
