@@ -655,7 +655,8 @@ class LiveVenueAdapter(VenueAdapter):
         elif not tracked.venue_order_id and answer.venue_order_id:
             tracked.venue_order_id = answer.venue_order_id
         for fill in sorted(new, key=lambda f: (f.ts_ns, f.trade_id)):
-            events.append(self._fill(tracked, fill, now_ns))
+            if fill.status != "failed":  # (reconciliation passes fills unfiltered) a failed match never counts
+                events.append(self._fill(tracked, fill, now_ns))
         if answer.status in CLOSED_STATUSES and tracked.status != "closed":
             if answer.status == "filled" and tracked.provisional:
                 pass  # filled by fills that may still fail: followed until they settle
