@@ -5,6 +5,7 @@ create answer was lost, and a cancel."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from decimal import Decimal
@@ -59,13 +60,15 @@ def order(n: int, price: str = "0.40", tif: TimeInForce = TimeInForce.GTC) -> Su
 
 
 async def test_provisional_fills_reversed_and_confirmed_are_published_once_through_execution(
-    fake: PolymarketFake, nats_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    fake: PolymarketFake, nats_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    tmp_path: Any,
 ) -> None:
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("TRADEWIRE_POLYMARKET_API_SECRET", WALLET_KEY)
     config = config_from_dict({"execution": {"venues": [{
         "name": VENUE, "adapter": "polymarket", "mode": "sandbox", "symbols": [YES, NO], "url_override": fake.url,
-        "poll_interval_s": 0.1, "reconcile_interval_s": 0, "in_flight_grace_s": 2.0}]}})
+        "poll_interval_s": 0.1, "reconcile_interval_s": 0, "in_flight_grace_s": 2.0}]},
+        "ledger": {"path": str(tmp_path / "ledger.db"), "starting_cash": "1000", "currency": "USDC"}})
     stack = InProcessStack(config, nats_url)
     probe = NatsBus("probe", nats_url)
     await probe.connect()
@@ -79,7 +82,7 @@ async def test_provisional_fills_reversed_and_confirmed_are_published_once_throu
         return [e for e in events if isinstance(e, kind)]
 
     await probe.subscribe(subjects.STRATEGY_ORDER_EVENTS, on_event)
-    await stack.start(("execution",))
+    await stack.start(("ledger", "execution"))
     try:
         entry = order(1)
         await probe.publish(subjects.order_command(VENUE), entry)
@@ -98,9 +101,21 @@ async def test_provisional_fills_reversed_and_confirmed_are_published_once_throu
         await eventually(lambda: len(of(FillConfirmed)) == 1)
         await probe.publish(subjects.order_command(VENUE), order(2, price="0.405"))  # off the 0.01 tick
         await eventually(lambda: len(of(OrderRejected)) == 1)
+        fills: list[dict[str, Any]] = []
+        for _ in range(200):  # the ledger has them once, the reversed one marked
+            fills = (await stack.get("ledger", "/v1/fills")).json()
+            if sorted(f.get("status", "") for f in fills) == ["confirmed", "reversed"]:
+                break
+            await asyncio.sleep(0.05)
+        positions = (await stack.get("ledger", "/v1/positions")).json()
     finally:
         await stack.close()
         await probe.close()
+
+    assert sorted((f["trade_id"], f["status"]) for f in fills) == sorted(
+        [(first.id, "reversed"), (second.id, "confirmed")])
+    held = {p["instrument_id"]: Decimal(str(p["quantity"])) for p in positions["positions"]}
+    assert held == {f"{YES}.{VENUE}": Decimal(10)}  # the reversed 4 are gone
 
     assert [type(e).__name__ for e in events if type(e).__name__ != "OrderSubmitted"] == [
         "OrderAccepted", "OrderFilled", "FillReversed", "OrderFilled", "FillConfirmed", "OrderRejected"]
