@@ -116,3 +116,15 @@ def test_nothing_is_emitted_for_a_market_after_its_resolution(tmp_path: Path) ->
     assert list(s.on_resolution(resolved)) == []
     assert on(s, book("M-YES.MANIFOLD", asks=[("0.10", 100)])) == []
     assert on(s, book("M-NO.MANIFOLD", asks=[("0.01", 100)])) == []
+
+
+def test_the_signal_price_is_the_payable_price_rounded_up_to_the_tick_and_the_limit_the_worst_level(
+    tmp_path: Path,
+) -> None:
+    s = edge_strategy(tmp_path, "0.70", "KALSHI", min_edge="0.05", contracts="20")
+    s.ticks = dict.fromkeys(s.instruments, D("0.01"))
+    [intent] = on(s, book("M-YES.KALSHI", asks=[("0.55", 10), ("0.60", 30)]))
+    # payable (10 * 0.55 + 10 * 0.60) / 20 = 0.575 -> 0.58 on the grid (risk never rounds; Kelly sizes on the
+    # side of caution); the edge itself uses 0.575: 0.7 - 0.575 - 0.0175 = 0.1075
+    assert (intent.price, intent.limit_price) == (D("0.58"), D("0.60"))
+    assert "edge 0.1075" in intent.reason

@@ -10,7 +10,8 @@ venue's taker fee per contract; ``pair_cost = yes + no + fee_yes + fee_no``. A p
 way the event resolves, so ``1 - pair_cost`` is the profit per pair; above ``min_profit`` (strictly) the
 strategy emits two BUY signals sharing one correlation id, each a LIMIT at its leg's worst needed level
 (neither leg can fill at a price that would erase the profit). An opportunity the fees erase is refused
-(``refused`` counts them). Sizing: each leg carries ``target = equity_fraction * leg_price / (yes + no)``,
+(``refused`` counts them). Sizing: each leg carries ``target = equity_fraction * leg_price / (yes + no)``
+(leg prices: each payable price rounded up to its instrument's ``price_tick``, as risk wants them),
 so risk buys ``equity_fraction * equity / (yes + no)`` contracts of *each* leg (the same quantity, up to the
 quantity step) whatever its sizing mode. The pair is then held (targets are positions: a repeated signal
 finds the position at its target) until ``cooldown_s`` passes.
@@ -38,7 +39,7 @@ from tradewire_common.ids import derive_id
 from tradewire_common.prediction import pair_cost
 from tradewire_common.schemas import Bar, MarketResolved, OrderType, Side, TimeInForce
 from tradewire_signals.prediction.book import LocalBook
-from tradewire_signals.prediction.edge import Fill, PredictionParams, asks_of, fee_schedule, take
+from tradewire_signals.prediction.edge import Fill, PredictionParams, asks_of, fee_schedule, on_grid, take
 from tradewire_signals.strategy import Intent, Strategy, register
 
 ONE = Decimal(1)
@@ -48,13 +49,14 @@ class PredictionArbitrageParams(PredictionParams, frozen=True):
     #: ``"<YES instrument>|<NO instrument>"`` per equivalent market pair, comma-separated.
     pairs: str = ""
     #: Profit per pair after both fees needed to trade (strictly above).
-    min_profit: Annotated[Decimal, Meta(ge=0, lt=1)] = Decimal(0)
+    min_profit: Decimal = Decimal(0)
     #: Fraction of equity spent on one opportunity (both legs together).
-    equity_fraction: Annotated[Decimal, Meta(gt=0, le=1)] = Decimal("0.1")
+    equity_fraction: Decimal = Decimal("0.1")
     #: Seconds (event time) before the same pair may trade again.
     cooldown_s: Annotated[float, Meta(ge=0)] = 60.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         parse_pairs(self.pairs)
 
 
@@ -96,6 +98,7 @@ class PredictionArbitrage(Strategy[PredictionArbitrageParams]):
         self.pairs = parse_pairs(params.pairs)
         self.complements: dict[str, str] = {}
         self.markets: dict[str, str] = {}
+        self.ticks: dict[str, Decimal] = {}
         self.resolved: set[str] = set()
         self.last_trade: dict[Pair, int] = {}
         self.refused = 0
@@ -112,6 +115,8 @@ class PredictionArbitrage(Strategy[PredictionArbitrageParams]):
                 extra.append(spec.complement)
             if spec is not None and spec.market_id:
                 self.markets[iid] = spec.market_id
+            if spec is not None:
+                self.ticks[iid] = spec.price_tick
         self.instruments = tuple(dict.fromkeys((*self.instruments, *extra)))
 
     def on_bar(self, bar: Bar) -> Intent | None:
@@ -164,13 +169,17 @@ class PredictionArbitrage(Strategy[PredictionArbitrageParams]):
     def legs(self, found: Opportunity, ts: int) -> list[Intent]:
         p = self.params
         correlation = derive_id("arbitrage", self.strategy_id, found.pair.yes, found.pair.no, ts)
-        both = found.yes.average + found.no.average
+        # the signals' prices on each tick grid (rounded up): risk sizes target * equity / price, so the
+        # targets use the very same prices for the quantities to be equal
+        prices = {iid: on_grid(fill.average, self.ticks.get(iid), up=True)
+                  for iid, fill in ((found.pair.yes, found.yes), (found.pair.no, found.no))}
+        both = sum(prices.values(), Decimal(0))
         reason = (f"pair cost {found.cost} = YES {found.yes.average} + NO {found.no.average} + fees "
                   f"{found.yes.fee_per_contract} + {found.no.fee_per_contract} < 1 - {p.min_profit}")
         out = []
         for iid, fill in ((found.pair.yes, found.yes), (found.pair.no, found.no)):
-            out.append(Intent(Side.BUY, 1.0, reason, target=p.equity_fraction * fill.average / both,
+            out.append(Intent(Side.BUY, 1.0, reason, target=p.equity_fraction * prices[iid] / both,
                               order_type=OrderType.LIMIT, limit_price=fill.worst,
-                              time_in_force=TimeInForce(p.time_in_force), instrument_id=iid, price=fill.average,
+                              time_in_force=TimeInForce(p.time_in_force), instrument_id=iid, price=prices[iid],
                               correlation_id=correlation))
         return out

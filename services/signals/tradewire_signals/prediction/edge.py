@@ -11,7 +11,9 @@ market), on every change of its book or its complement's book:
   instrument's venue; Polymarket's rate from ``polymarket_fee_bps``);
 * ``edge = model_p - price - fee`` (YES) or ``(1 - model_p) - no_price - fee`` (NO: the model's probability
   of the complement): above ``min_edge`` it emits a BUY signal of that outcome with ``win_probability`` =
-  the model's probability of that outcome, ``price`` = the payable price (risk's ``binary_kelly`` sizing
+  the model's probability of that outcome, ``price`` = the payable price rounded up to the instrument's
+  ``price_tick`` (risk accepts only prices on the grid; rounded up, Kelly never sizes for a price better
+  than the book's) (risk's ``binary_kelly`` sizing
   uses both: set ``risk.sizing = "binary_kelly"``, ``risk.kelly_fraction`` 0.5 by default) and a LIMIT
   order at the worst level the ``contracts`` needed, so it never pays more than the edge allowed
   (``time_in_force`` IOC by default: what is not there is not chased).
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Annotated, Literal
 
 from msgspec import Meta
@@ -50,10 +52,29 @@ class PredictionParams(StrategyParams, frozen=True):
     """What both prediction strategies share: the intended size priced at the book's depth, fees, order."""
 
     #: Contracts the price is computed for at the book's depth (risk sizes the order itself).
-    contracts: Annotated[Decimal, Meta(gt=0)] = Decimal(10)
+    contracts: Decimal = Decimal(10)
     #: Polymarket's fee rate in bps for its markets (most have 0; the CLOB's ``/fee-rate`` says).
-    polymarket_fee_bps: Annotated[Decimal, Meta(ge=0)] = Decimal(0)
+    polymarket_fee_bps: Decimal = Decimal(0)
     time_in_force: Literal["GTC", "IOC", "FOK"] = "IOC"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+#: Bounds of the Decimal params (msgspec cannot constrain Decimal): name -> (lowest, highest, strict low).
+DECIMAL_BOUNDS = {"contracts": (Decimal(0), None, True), "polymarket_fee_bps": (Decimal(0), None, False),
+                  "min_edge": (Decimal(0), Decimal(1), False), "exit_edge": (Decimal(0), Decimal(1), False),
+                  "min_profit": (Decimal(0), Decimal(1), False), "equity_fraction": (Decimal(0), Decimal(1), True)}
+
+
+def check_fields(params: StrategyParams) -> None:
+    for name, (low, high, strict) in DECIMAL_BOUNDS.items():
+        value = getattr(params, name, None)
+        if value is None:
+            continue
+        if not value.is_finite() or value < low or (strict and value == low) or (high is not None and value > high):
+            raise ValueError(f"{name} must be {'above' if strict else 'at least'} {low}"
+                             f"{f' and at most {high}' if high is not None else ''}, got {value}")
 
 
 class PredictionEdgeParams(PredictionParams, frozen=True):
@@ -64,9 +85,9 @@ class PredictionEdgeParams(PredictionParams, frozen=True):
     model_halflife: Annotated[float, Meta(gt=0)] = 20.0
     model_min_observations: Annotated[int, Meta(ge=1)] = 10
     #: Edge per contract after price and fee needed to buy (strictly above).
-    min_edge: Annotated[Decimal, Meta(ge=0, lt=1)] = Decimal("0.02")
+    min_edge: Decimal = Decimal("0.02")
     #: Sell a held outcome when (sell price - fee) - model_p exceeds this.
-    exit_edge: Annotated[Decimal, Meta(ge=0, lt=1)] = Decimal("0.05")
+    exit_edge: Decimal = Decimal("0.05")
     #: Estimates with a lower confidence are ignored.
     min_confidence: Annotated[float, Meta(ge=0, le=1)] = 0.0
     #: 0: one entry per outcome until it is exited; else another BUY after this many seconds.
@@ -121,6 +142,14 @@ def bar_book(bar: Bar, contracts: Decimal) -> LocalBook:
     return LocalBook(bar.instrument_id, {bar.close: contracts}, {bar.close: contracts}, 0, bar.ts_event, False, "bar")
 
 
+def on_grid(price: Decimal, tick: Decimal | None, *, up: bool) -> Decimal:
+    """``price`` on the instrument's tick grid, rounded against the trader (up for a buy, down for a sell)."""
+    if tick is None:
+        return price
+    steps = (price / tick).quantize(Decimal(1), rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return steps * tick
+
+
 def fee_schedule(iid: str, polymarket_fee_bps: Decimal) -> FeeSchedule:
     _, venue = split_instrument_id(iid)
     return FeeSchedule.for_venue(venue, fee_rate_bps=polymarket_fee_bps)
@@ -153,10 +182,12 @@ class PredictionEdge(Strategy[PredictionEdgeParams]):
         self.resolved: set[str] = set()  # market ids (or instrument ids without a market)
         self.entered: dict[str, int] = {}  # outcome -> event time of its last BUY
         self.bar_books: dict[str, LocalBook] = {}
+        self.ticks: dict[str, Decimal] = {}
 
     def bind(self, specs: Mapping[str, InstrumentSpec]) -> None:
         self.outcomes = outcomes_of(self.instruments, specs)
         self.instruments = tuple(self.outcomes)
+        self.ticks = {iid: specs[iid].price_tick for iid in self.instruments if iid in specs}
 
     def on_bar(self, bar: Bar) -> Intent | None:
         self.bar_books[bar.instrument_id] = bar_book(bar, self.params.contracts)
@@ -208,7 +239,8 @@ class PredictionEdge(Strategy[PredictionEdgeParams]):
                               f"edge reversed: sells at {sell.average} (fee {sell.fee_per_contract}/contract) "
                               f"above model p {model_p} by more than {p.exit_edge}",
                               win_probability=float(model_p), order_type=OrderType.LIMIT, limit_price=sell.worst,
-                              time_in_force=tif, instrument_id=iid, price=sell.average)
+                              time_in_force=tif, instrument_id=iid,
+                              price=on_grid(sell.average, self.ticks.get(iid), up=False))
             if p.entry_cooldown_s == 0 or ts - last < p.entry_cooldown_s * 1e9:
                 return None
         buy = take(asks_of(iid, outcome.complement, books), p.contracts, fees)
@@ -223,4 +255,4 @@ class PredictionEdge(Strategy[PredictionEdgeParams]):
                       f"{side} edge {edge}: model p {model_p} - price {buy.average} (for {p.contracts} at depth) "
                       f"- fee {buy.fee_per_contract} > {p.min_edge}",
                       win_probability=float(model_p), order_type=OrderType.LIMIT, limit_price=buy.worst,
-                      time_in_force=tif, instrument_id=iid, price=buy.average)
+                      time_in_force=tif, instrument_id=iid, price=on_grid(buy.average, self.ticks.get(iid), up=True))
