@@ -22,8 +22,9 @@ Kalshi's ``ceil(0.07 * C * P * (1 - P))`` to the cent; makers pay none. ``immedi
 a ``client_order_id`` already used is ``409 order_already_exists``. Other participants' orders come from
 :meth:`KalshiFake.counterparty`; :meth:`KalshiFake.settle` determines a market and pays the positions.
 
-**Faults** (:meth:`fault`, the Alpaca fake's): ``timeout`` (carried out, never answered), ``5xx``, ``429``
-with ``Retry-After``, and ``reject`` (answers ``status`` with Kalshi's error ``code``, nothing done).
+**Faults** (:meth:`fault`, the Alpaca fake's): ``timeout`` (carried out, never answered), ``latency`` (answered
+after ``delay_s``), ``5xx``, ``429`` with ``Retry-After``, ``reject`` (answers ``status`` with Kalshi's error
+``code``, nothing done); ``clock_skew_ms`` shifts the clock signatures are checked against.
 **Websocket**: ``subscribe`` to ``orderbook_delta`` (a snapshot, then deltas), ``trade``, ``fill``,
 ``market_lifecycle_v2``; ``seq`` per subscription; :meth:`skip_seq` makes the next message jump one number.
 """
@@ -211,10 +212,11 @@ class KalshiFake:
         self.keys[key_id] = serialization.load_pem_public_key(public_pem.encode())
 
     def fault(self, method: str, path: str, kind: str, **kw: Any) -> None:
-        """``path`` is relative to ``/trade-api/v2``; ``reject`` takes ``status`` and ``code``."""
-        code = kw.pop("code", "")
+        """``path`` is relative to ``/trade-api/v2``; ``reject`` takes ``status`` and ``code``, ``latency``
+        ``delay_s``."""
+        code, delay_s = kw.pop("code", ""), kw.pop("delay_s", 0.0)
         f = Fault(method.upper(), BASE + path, kind, **kw)
-        f.code = code  # type: ignore[attr-defined]
+        f.code, f.delay_s = code, delay_s  # type: ignore[attr-defined]
         self.faults.append(f)
 
     def add_market(self, ticker: str, *, event: str = "", series: str = "", title: str = "", status: str = "active",
@@ -528,6 +530,8 @@ class KalshiFake:
                     if fault.kind == "timeout":
                         await call_next(request)
                         await self._hold.wait()
+                    if fault.kind == "latency":  # answered, late
+                        await asyncio.sleep(fault.delay_s)  # type: ignore[attr-defined]
             self._expire_due()
             response: Response = await call_next(request)
             return response
@@ -590,6 +594,13 @@ class KalshiFake:
         async def candles(series: str, ticker: str, start_ts: int, end_ts: int, period_interval: int) -> Response:
             rows = [c for c in self.candles.get(ticker, []) if start_ts <= int(c["end_period_ts"]) <= end_ts]
             return JSONResponse({"ticker": ticker, "candlesticks": [self._wire("candle", c) for c in rows]})
+
+        @app.get(BASE + "/events")
+        async def events(request: Request) -> Response:
+            q = request.query_params
+            found = [e for e in self.events.values()
+                     if not q.get("series_ticker") or e["series_ticker"] == q["series_ticker"]]
+            return page(found, request, "events", "event")
 
         @app.get(BASE + "/events/{event_ticker}")
         async def event(event_ticker: str) -> Response:

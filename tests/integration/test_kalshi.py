@@ -19,8 +19,10 @@ from tests.fakes.kalshi_fake import KalshiFake, kalshi_fake, new_key_pair
 from tests.support.venue_tests import Sleeps, eventually, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
+    Alert,
     CancelOrder,
     Liquidity,
+    MarketResolved,
     OrderAccepted,
     OrderCanceled,
     OrderEvent,
@@ -203,7 +205,35 @@ async def test_post_only_that_would_cross_and_kalshis_refusals_are_rejections_wi
     assert len(fake.creates()) == 3  # the last two never left
 
 
+async def test_a_closed_market_and_a_paused_exchange_are_refused_with_kalshis_codes(
+    fake: KalshiFake, started: tuple[KalshiAdapter, CollectingHost]
+) -> None:
+    adapter, _host = started
+    fake.fault("POST", "/portfolio/orders", "reject", status=409, code="trading_is_paused")
+    (paused,) = await submit(adapter, order(12))
+    fake.markets[TICKER]["status"] = "closed"
+    (closed,) = await submit(adapter, order(13))
+    assert isinstance(paused, OrderRejected) and "Kalshi 409 trading_is_paused" in paused.reason
+    assert isinstance(closed, OrderRejected) and "Kalshi 409 market_closed: market closed" in closed.reason
+    assert fake.orders == {}
+
+
 # --- faults ----------------------------------------------------------------------------------------------------
+
+
+async def test_a_slow_answer_within_the_timeout_is_an_ordinary_acceptance(fake: KalshiFake) -> None:
+    adapter = make_adapter(fake, request_timeout_s=3.0)
+    adapter.attach(CollectingHost())
+    await adapter.start()
+    try:
+        fake.fault("POST", "/portfolio/orders", "latency", delay_s=0.4)
+        began = time.monotonic()
+        events = await submit(adapter, order(24))
+        took = time.monotonic() - began
+    finally:
+        await adapter.close()
+    assert [type(e) for e in events] == [OrderAccepted] and took >= 0.4
+    assert not [p for m, p, _q in fake.requests if m == "GET" and p.endswith("/portfolio/orders")]  # no lookup
 
 
 async def test_a_lost_create_answer_is_resolved_by_client_order_id_without_a_duplicate(fake: KalshiFake) -> None:
@@ -331,7 +361,7 @@ def test_sandbox_is_kalshis_demo_and_live_cannot_be_built_under_tests(monkeypatc
 
 
 @pytest.mark.parametrize("fake", ["current"], indirect=True)
-async def test_a_no_fill_reaches_the_ledger_once_through_execution_on_a_real_broker(
+async def test_a_no_fill_reaches_the_ledger_once_and_the_settlement_is_announced_through_execution(
     fake: KalshiFake, fresh_nats: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -352,6 +382,13 @@ async def test_a_no_fill_reaches_the_ledger_once_through_execution_on_a_real_bro
     stack = InProcessStack(config, fresh_nats.url)
     probe = NatsBus("probe", fresh_nats.url, auth=None)
     await probe.connect()
+    alerts: list[Alert] = []
+
+    async def on_alert(envelope: Any) -> None:
+        if isinstance(envelope.message, Alert):
+            alerts.append(envelope.message)
+
+    await probe.subscribe(subjects.ALL_ALERTS, on_alert)
     await stack.start(("ledger", "execution"))
     try:
         entry = order(60, "NO", qty="6", limit="0.65")
@@ -373,6 +410,8 @@ async def test_a_no_fill_reaches_the_ledger_once_through_execution_on_a_real_bro
         await stack.restart_service("execution")  # resolves and polls the venue at start: nothing new
         await asyncio.sleep(0.3)
         fills = await ledger_fills()
+        await asyncio.to_thread(fake.settle, TICKER, "no")  # the NO position is paid: execution announces it
+        await eventually(lambda: any("resolved NO" in a.title for a in alerts))
     finally:
         await stack.close()
         await probe.close()
@@ -381,3 +420,7 @@ async def test_a_no_fill_reaches_the_ledger_once_through_execution_on_a_real_bro
     assert {f["instrument_id"] for f in fills} == {f"{TICKER}-NO.{VENUE}"}
     assert len(fake.creates()) == 1
     assert PRIVATE.splitlines()[1] not in caplog.text
+    (alert,) = [a for a in alerts if "resolved" in a.title]
+    resolved = msgspec.json.decode(alert.body, type=MarketResolved)
+    assert (resolved.market_id, resolved.venue, alert.severity, alert.source) == (TICKER, VENUE, "info", "execution")
+    assert {p.instrument_id: p.payout for p in resolved.payouts}[f"{TICKER}-NO.{VENUE}"] == Decimal(1)

@@ -265,6 +265,7 @@ class KalshiAdapter(LiveVenueAdapter):
         import urllib3
 
         client = self._client()
+        response = None
         try:
             response = getattr(client, call + "_without_preload_content")(
                 *args, _request_timeout=self.request_timeout_s, **{k: v for k, v in kw.items() if v is not None})
@@ -275,6 +276,9 @@ class KalshiAdapter(LiveVenueAdapter):
             raise Ambiguous(f"Kalshi: no answer ({self.scrub(str(exc.reason))})") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise Ambiguous(f"Kalshi: no answer ({type(exc).__name__}: {self.scrub(str(exc))})") from None
+        finally:
+            if response is not None:
+                response.release_conn()
         status = response.status
         if status == 429:
             raise RateLimited(f"Kalshi 429: {self.scrub(error_text(data))}",
@@ -311,8 +315,15 @@ class KalshiAdapter(LiveVenueAdapter):
         return {f"{t}-{o}.{self.name}": f"{t}-{o}" for t in sorted(self.tickers) for o in ("YES", "NO")}
 
     async def connect(self) -> None:
+        """Check the exchange is up and trading (a warning otherwise: polling catches up once it is)."""
         assert_loopback([self.base_url], f"venue {self.name}")
-        await self._request("get_exchange_status")
+        try:
+            status = await self._request("get_exchange_status")
+        except (ConnectionError, VenueRefused) as exc:
+            log.warning("venue %s: Kalshi's exchange status not read: %s", self.name, self.scrub(str(exc)))
+            return
+        if not (status.get("exchange_active") and status.get("trading_active")):
+            log.warning("venue %s: Kalshi is not trading now (%s)", self.name, status)
 
     async def disconnect(self) -> None:
         if self._sdk is not None:
