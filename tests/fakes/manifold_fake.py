@@ -16,8 +16,9 @@
 * Auth: every write and ``/v0/me`` need ``Authorization: Key <api key>``; errors are ``{"message": "..."}``
   with Manifold's status codes (401 no/unknown key, 400 validation, 403 balance/closed market, 404 unknown
   contract or bet).
-* Faults (:meth:`fault`): ``timeout`` (carried out, never answered), ``5xx``, ``429`` (with ``Retry-After``),
-  ``latency`` (answered after ``delay_s``); the first request of that method and path prefix takes it.
+* Faults (:meth:`fault`): ``timeout`` (carried out, never answered), ``lost`` (carried out, answered 502),
+  ``5xx`` (not carried out), ``429`` (with ``Retry-After``), ``latency`` (answered after ``delay_s``); the first
+  request of that method and path prefix takes it.
 """
 
 from __future__ import annotations
@@ -280,6 +281,9 @@ class ManifoldFake:
                     if fault.kind == "timeout":
                         await call_next(request)
                         await self._hold.wait()
+                    if fault.kind == "lost":  # carried out, then the answer is lost behind a gateway
+                        await call_next(request)
+                        return _error(502, "Bad gateway")
             response: Response = await call_next(request)
             return response
 

@@ -317,12 +317,18 @@ async def test_bets_partial_fills_cancels_and_refusals_flow_through_execution_on
             client_order_id="tw-mf-0061", reason="no longer wanted"))
         await probe.publish(subjects.order_command(VENUE), bet(62, qty="5000", limit="0.50"))
         await eventually(lambda: bool(of(seen, OrderCanceled)) and bool(of(seen, OrderRejected)))
+
+        fake.fault("POST", "/v0/bet", "lost")  # placed, but the answer is a 502
+        await probe.publish(subjects.order_command(VENUE), bet(63, limit="0.20"))
+        await eventually(lambda: any(e.client_order_id == "tw-mf-0063" for e in of(seen, OrderAccepted)))
     finally:
         await stack.close()
         await probe.close()
     fills = [f for f in of(seen, OrderFilled) if f.client_order_id == "tw-mf-0060"]
     assert [f.partial for f in fills] == [True, False] and all(f.last_px == Decimal("0.4") for f in fills)
-    assert sum((f.last_qty for f in fills), Decimal(0)) - 10 < Decimal("1e-9")
+    assert sum((f.last_qty for f in fills), Decimal(0)) == 10
     assert of(seen, OrderCanceled)[0].client_order_id == "tw-mf-0061"
     assert "Insufficient balance." in of(seen, OrderRejected)[0].reason
-    assert len(fake.bets_posted()) == 3
+    assert len(fake.bets_posted()) == 4 and len(fake.bets_of()) == 3  # the refused one placed nothing
+    (lost,) = [e for e in of(seen, OrderAccepted) if e.client_order_id == "tw-mf-0063"]
+    assert lost.venue_order_id == fake.bets_of()[-1].id and fake.bets_of()[-1].limit_prob == 0.2
