@@ -4,16 +4,19 @@ cross-matching, lost create answers resolved by the order hash, restarts, and th
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 from py_clob_client_v2.client import ClobClient
-from py_clob_client_v2.clob_types import OrderArgsV2, OrderType
+from py_clob_client_v2.clob_types import ApiCreds, OrderArgsV2, OrderType
 from py_clob_client_v2.config import get_contract_config
 from py_clob_client_v2.exceptions import PolyApiException
+from py_clob_client_v2.headers.headers import create_level_1_headers
 from py_clob_client_v2.order_utils import ExchangeOrderBuilderV2
 from py_clob_client_v2.order_utils.model.order_data_v2 import SignedOrderV2
 from py_clob_client_v2.signer import Signer
@@ -135,6 +138,26 @@ async def test_time_in_force_gtd_ioc_and_post_only_reach_polymarket_as_its_order
         ("GTD", True, str(expire_s)), ("FAK", False, "0")]
     assert [type(e) for e in ioc] == [OrderAccepted, OrderFilled]
     assert ioc[1].last_qty == Decimal(7) and ioc[1].liquidity is Liquidity.TAKER
+
+
+async def test_a_neg_risk_market_order_from_a_proxy_wallet_is_signed_for_the_neg_risk_exchange(
+    fake: PolymarketFake,
+) -> None:
+    fake.add_market("0x" + "5e" * 32, "9001", "9002", "Which party wins the House?", neg_risk=True)
+    proxy = "0x" + "9a" * 20
+    adapter = PolymarketAdapter(VENUE, credentials=Credentials(secret=WALLET_KEY, uid=proxy), symbols=["9001"],
+                                url_override=fake.url, signature_type=2, poll_interval_s=0.05)
+    adapter.attach(CollectingHost())
+    await adapter.start()
+    try:
+        (accepted,) = await submit(adapter, order(8, token="9001"))
+    finally:
+        await adapter.close()
+    assert isinstance(accepted, OrderAccepted)
+    (placed,) = fake.orders_of(api_key(adapter))
+    signed = fake.posted[0]["order"]
+    assert accepted.venue_order_id == placed.id  # the same EIP-712 hash on both sides (neg-risk exchange domain)
+    assert (signed["maker"].lower(), signed["signatureType"]) == (proxy, 2) and placed.maker_address.lower() == proxy
 
 
 async def test_polymarkets_refusals_in_its_own_json_are_rejections_with_its_message(
@@ -371,3 +394,20 @@ def test_the_fake_refuses_an_order_signed_by_another_key_and_takes_the_right_one
     assert fake.engine.orders == {}
     answer = client.post_order(signed, OrderType.GTC)
     assert answer["success"] and answer["status"] == "live" and len(fake.engine.orders) == 1
+
+
+def test_the_fake_checks_l1_and_l2_authentication_on_every_private_call(fake: PolymarketFake) -> None:
+    client = ClobClient(fake.url, 137, key=WALLET_KEY)
+    creds = client.create_or_derive_api_key()
+    assert client.derive_api_key() == creds  # deterministic per wallet and nonce
+    headers = create_level_1_headers(Signer(OTHER_KEY, 137))
+    headers["POLY_ADDRESS"] = client.get_address()  # another wallet's ClobAuth signature for our address
+    forged = httpx.get(f"{fake.url}/auth/derive-api-key", headers=headers)
+    assert forged.status_code == 401 and "error" in forged.json()
+
+    client.set_api_creds(ApiCreds(creds.api_key, base64.urlsafe_b64encode(b"x" * 32).decode(), creds.api_passphrase))
+    with pytest.raises(PolyApiException) as refused:
+        client.get_open_orders()
+    assert refused.value.status_code == 401 and refused.value.error_msg == {"error": "Unauthorized/Invalid api key"}
+    client.set_api_creds(creds)
+    assert client.get_open_orders() == []
