@@ -86,3 +86,11 @@ async def test_the_replay_publishes_the_resolution_once_after_its_last_bar(tmp_p
     assert isinstance(resolved, MarketResolved) and resolved.ts_event == MAR1_NOON
     assert resolved.ts_init >= max(m.ts_event for m in seen if isinstance(m, Bar))
     assert clock.now_ns() == MAR1_NOON and resolved.payouts[1].payout == D(1)
+
+
+def test_a_resolution_written_by_tradewire_markets_history_reads_back_to_the_nanosecond(tmp_path: Path) -> None:
+    from tradewire_datafeed.readers import format_ts
+
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({**RESOLUTION, "ts": format_ts(MAR1_NOON + 123_456_789)}))
+    assert read_resolution(path).ts_event == MAR1_NOON + 123_456_789

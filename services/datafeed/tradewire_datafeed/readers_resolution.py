@@ -8,20 +8,21 @@ then lets the ledger settle the positions the replay opened. The file is JSON::
      "payouts": {"rIR6mWqaO9xKLifr6cLL-YES.MANIFOLD": "1", "rIR6mWqaO9xKLifr6cLL-NO.MANIFOLD": "0"},
      "source": "manifold.markets GET /api/v0/slug/..., recorded 2022-10-10"}
 
-``ts`` is ISO 8601 (naive = UTC) or epoch seconds/ms/ns (told by magnitude); payouts are text or numbers
-read as Decimal. The message id derives from venue and market (``derive_id("resolution", venue,
-market_id)``), as every publisher's does, so a repeat is dropped.
+``ts`` is read like a bar file's timestamps (``readers.TimestampParser``: ISO 8601 with up to 9 fractional
+digits, naive = UTC, or epoch s/ms/us/ns told by magnitude); payouts are text or numbers
+read as Decimal. The message id derives from venue and market (``derive_id("MarketResolved", venue,
+market_id)``), as every publisher's (the live feed, execution adapters), so a repeat is dropped.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import MarketResolved, OutcomePayout
+from tradewire_datafeed.readers import TimestampParser
 
 __all__ = ["ResolutionFileError", "read_resolution", "resolution_id"]
 
@@ -31,26 +32,14 @@ class ResolutionFileError(ValueError):
 
 
 def resolution_id(venue: str, market_id: str) -> str:
-    return derive_id("resolution", venue, market_id)
+    return derive_id("MarketResolved", venue, market_id)
 
 
 def _ts(value: object, where: str) -> int:
-    text = str(value).strip()
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ResolutionFileError(f"{where}: ts {value!r} is neither ISO 8601 nor an epoch number") from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
-    if number < 10**11:
-        return int(number * 10**9)
-    if number < 10**14:
-        return int(number * 10**6)
-    return int(number)
+        return TimestampParser().parse(str(value))
+    except ValueError as exc:
+        raise ResolutionFileError(f"{where}: ts {value!r} is neither ISO 8601 nor an epoch number ({exc})") from None
 
 
 def read_resolution(path: str | Path, *, ts_init: int = 0) -> MarketResolved:
