@@ -332,3 +332,22 @@ async def test_bets_partial_fills_cancels_and_refusals_flow_through_execution_on
     assert len(fake.bets_posted()) == 4 and len(fake.bets_of()) == 3  # the refused one placed nothing
     (lost,) = [e for e in of(seen, OrderAccepted) if e.client_order_id == "tw-mf-0063"]
     assert lost.venue_order_id == fake.bets_of()[-1].id and fake.bets_of()[-1].limit_prob == 0.2
+
+
+async def test_an_adapter_started_while_manifold_is_down_starts_and_finds_the_account_once_it_is_back(
+    fake: ManifoldFake,
+) -> None:
+    from tests.support.ports import free_tcp_port
+
+    adapter = make_adapter(fake)
+    adapter.http.client.base_url = f"http://127.0.0.1:{free_tcp_port()}"  # nothing listens there
+    adapter.attach(CollectingHost())
+    await adapter.start()
+    try:
+        assert adapter.user_id == ""
+        adapter.http.client.base_url = fake.url  # back
+        (accepted,) = await submit(adapter, bet(70))
+        assert isinstance(accepted, OrderAccepted) and await adapter.venue_open_orders() != []
+        assert adapter.user_id == USER_ID
+    finally:
+        await adapter.close()

@@ -17,7 +17,8 @@ order for ``Q`` shares at ``P`` becomes a limit bet (:func:`bet_request`):
 * BUY ``-NO`` at ``P`` (the NO contract's price): ``outcome = NO``, ``limitProb = 1 - P``, ``amount = Q * P``;
 * SELL is a bet on the other outcome, which Manifold redeems against the shares held (a YES and a NO share
   together pay 1): SELL ``-YES`` at ``P`` is ``outcome = NO``, ``limitProb = P``, ``amount = Q * (1 - P)``; SELL
-  ``-NO`` at ``P`` is ``outcome = YES``, ``limitProb = 1 - P``, ``amount = Q * (1 - P)``.
+  ``-NO`` at ``P`` is ``outcome = YES``, ``limitProb = 1 - P``, ``amount = Q * (1 - P)``. (Without shares of
+  the instrument held, the bet's shares simply stay: Manifold has no short sale; risk only sells what is held.)
 
 A fill of ``s`` shares for ``a`` mana is ``s`` contracts at ``a / s`` (BUY) or ``1 - a / s`` (SELL, the price
 the instrument was sold at); Manifold's float shares are rounded to 1e-8 (``2.4 / 0.4`` is ``5.999999999999999``
@@ -189,6 +190,9 @@ class ManifoldAdapter(LiveVenueAdapter):
             me = await self.http.request("GET", "/v0/me")
         except VenueRefused as exc:  # a wrong key: orders will be refused with Manifold's message
             log.error("venue %s: %s", self.name, self.scrub(str(exc)))
+            return
+        except ConnectionError as exc:  # down at start: the account is looked up again before it is needed
+            log.warning("venue %s: account not loaded yet: %s", self.name, self.scrub(str(exc)))
             return
         self.user_id = str((me or {}).get("id", ""))
 
