@@ -173,12 +173,14 @@ async def test_polymarkets_refusals_in_its_own_json_are_rejections_with_its_mess
     assert fake.orders_of(api_key(adapter)) == [] and adapter.open_orders() == []
 
 
-async def test_a_price_off_the_tick_is_refused_before_anything_is_sent(
+async def test_a_price_off_the_tick_or_a_size_below_a_hundredth_is_refused_before_anything_is_sent(
     fake: PolymarketFake, started: tuple[PolymarketAdapter, CollectingHost]
 ) -> None:
     adapter, _host = started
     (rejected,) = await submit(adapter, order(6, price="0.405"))
+    (fractional,) = await submit(adapter, order(9, qty="10.005"))
     assert isinstance(rejected, OrderRejected) and "tick" in rejected.reason
+    assert isinstance(fractional, OrderRejected) and "0.01 shares" in fractional.reason
     assert fake.posted == []
 
 

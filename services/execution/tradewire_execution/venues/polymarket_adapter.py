@@ -10,7 +10,7 @@ production CLOB (``live``), Polymarket's staging CLOB (``sandbox``, chain id fro
 ``url_override`` (tests: the fake on 127.0.0.1).
 
 **Instruments**: ``<token id>.<VENUE>``; prices are probabilities on the market's tick (a price off the tick is
-refused here, because the client would silently round it), quantities are shares.
+refused here, because the client would silently round it), quantities are shares in hundredths (likewise).
 
 **Orders**: limit only, ``GTC``, ``GTD`` (``expire_time_ns`` -> the order's ``expiration`` in seconds), ``FOK``,
 ``IOC`` (Polymarket's ``FAK``), post-only (``GTC``/``GTD``). No market orders: Polymarket's market BUY is an
@@ -95,6 +95,8 @@ DEFAULT_RATE_PER_S = 10.0
 ORDER_TYPES = {TimeInForce.GTC: "GTC", TimeInForce.GTD: "GTD", TimeInForce.FOK: "FOK", TimeInForce.IOC: "FAK"}
 FILL_STATUS: dict[str, FillStatus] = {"MATCHED": "provisional", "MINED": "provisional", "RETRYING": "provisional",
                                       "CONFIRMED": "final", "FAILED": "failed"}
+#: Order sizes are in hundredths of a share (the client rounds them down to 2 decimals).
+SIZE_STEP = Decimal("0.01")
 T = TypeVar("T")
 
 
@@ -150,7 +152,7 @@ class PolymarketAdapter(LiveVenueAdapter):
 
     def scrub(self, text: str) -> str:
         creds = self.api_creds
-        for value in (creds.api_secret, creds.api_passphrase) if creds else ():
+        for value in (creds.api_key, creds.api_secret, creds.api_passphrase) if creds else ():
             if value:
                 text = text.replace(value, "***")
         return super().scrub(text)
@@ -211,6 +213,8 @@ class PolymarketAdapter(LiveVenueAdapter):
             tick = Decimal(str(await self._run(client.get_tick_size, token, creating=True)))
             if order.limit_price % tick:
                 raise VenueRefused(f"price {order.limit_price} is not on the market's tick {tick}")
+            if order.quantity % SIZE_STEP:  # the client would round it down
+                raise VenueRefused(f"quantity {order.quantity} is not a multiple of {SIZE_STEP} shares")
             expiration = (order.expire_time_ns or 0) // 1_000_000_000
             args = OrderArgsV2(token_id=token, price=float(order.limit_price), size=float(order.quantity),
                                side=order.side.value, expiration=expiration)
