@@ -129,6 +129,16 @@ def test_history_writes_probability_bars_the_backtester_reads_and_the_resolution
     records = catalog.read("paris-YES.MANIFOLD", "1m").records
     assert records[0].close == Decimal(repr(p[2]))  # exact decimal text, not a float's rounding
 
+    # a replay of the entry publishes the saved resolution after its last bar
+    from tradewire_common.bus import MemoryBroker, MemoryBus
+    from tradewire_common.config import config_from_dict
+    from tradewire_datafeed.service import DatafeedService
+
+    replay = DatafeedService(config_from_dict({"datafeed": {"replay": [{
+        "path": "catalog:paris-YES.MANIFOLD/1m", "instrument_id": "paris-YES.MANIFOLD", "interval": "1m",
+        "resolution": str(resolution_path(catalog, "paris-YES.MANIFOLD", "1m"))}]}}), MemoryBus("t", MemoryBroker()))
+    assert len(replay.bars) == 3 and [r.market_id for r in replay.resolutions] == ["paris"]
+
     assert main(["markets", "history", "--venue", "manifold", "--url", fake.url, "--market", "paris", "--outcome",
                  "NO", "--since", "2024-01-01T00:00:00Z", "--until", "2024-01-01T01:00:00Z"]) == 0
     no = catalog.read("paris-NO.MANIFOLD", "1m").records
