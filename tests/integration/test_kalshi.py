@@ -353,6 +353,11 @@ def test_sandbox_is_kalshis_demo_and_live_cannot_be_built_under_tests(monkeypatc
     assert isinstance(adapter, KalshiAdapter) and adapter.base_url == DEMO_URL == \
         "https://demo-api.kalshi.co/trade-api/v2"
     assert adapter.credentials.secret == PRIVATE and adapter.tickers == {TICKER}
+    assert adapter.position_keys() == {f"{TICKER}-YES.{VENUE}": f"{TICKER}-YES", f"{TICKER}-NO.{VENUE}": f"{TICKER}-NO"}
+    closing = adapter.create_request(order(70, "NO", Side.SELL, limit="0.35", reduce_only=True, post_only=True))
+    assert closing.to_dict() == {"ticker": TICKER, "client_order_id": "tw-kal-0070", "side": "no", "action": "sell",
+                                 "count": 10, "type": "limit", "no_price_dollars": "0.3500",
+                                 "time_in_force": "good_till_canceled", "post_only": True, "reduce_only": True}
     with pytest.raises(LiveTradingRefused):  # a test can never call a real endpoint
         adapter._client()
 

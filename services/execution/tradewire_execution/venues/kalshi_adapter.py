@@ -15,11 +15,14 @@ fields next to the fixed-point ones (``Market.yes_bid``/``volume``/``open_intere
 ``orderbook``), while Kalshi's current API sends only ``*_dollars`` prices and ``*_fp`` counts (the book under
 ``orderbook_fp``, ``end_period_ts`` as a string; see the recorded answers in ``tests/fixtures/prediction/kalshi``),
 and its ``ErrorResponse`` reads ``code``/``message`` at the top level where Kalshi nests them under ``error``.
-So the adapter uses the SDK for what stays right: ``Configuration``, the signing, the typed request models
-(``CreateOrderRequest`` validates side/action/time in force) and the transport, through the SDK's own
-``*_without_preload_content`` calls (which also take a request timeout, unlike the typed ones); it reads the JSON
-answers itself (the wire helpers below), preferring ``*_dollars``/``*_fp`` and falling back to the integer fields, so
-both revisions parse. urllib3's retries are off (``retries = 0``): a create is never sent twice by the transport.
+So the adapter uses the SDK for what stays right: ``Configuration``, the signing (``KalshiAuth``), the typed
+request models (``CreateOrderRequest`` validates side/action/time in force) and the transport, through the SDK's
+own ``*_without_preload_content`` calls (which also take a request timeout, unlike the typed ones); it reads the
+JSON answers itself (the wire helpers below), preferring ``*_dollars``/``*_fp`` and falling back to the integer
+fields, so both revisions parse. urllib3's retries are off (``retries = 0``): a create is never sent twice by the
+transport. Two more 3.2.0 quirks worked around: ``KalshiClient`` signs every request twice (one RSA signature
+wasted) and ``ApiClient.set_kalshi_auth`` raises ``NameError`` (``KalshiAuth`` is not imported there), so the
+adapter sets ``ApiClient.kalshi_auth`` itself.
 
 **Orders.** Instruments are ``<ticker>-YES`` / ``<ticker>-NO`` (:func:`to_kalshi` is the one
 mapping: buying ``-NO`` is ``side=no, action=buy``; selling ``-YES`` is ``side=yes, action=sell``), the limit
@@ -243,31 +246,48 @@ class KalshiAdapter(LiveVenueAdapter):
         self.resolutions: list[MarketResolved] = []
         self._resolved: set[str] = set()
         self._sdk: Any = None
+        self._apis: list[Any] = []
 
     # --- the SDK ------------------------------------------------------------------------------------------
 
     def _client(self) -> Any:
+        """The SDK's ``ApiClient`` signing with ``KalshiAuth`` in ``call_api`` (its ``KalshiClient`` signs every
+        request twice, in ``update_params_for_auth`` and again in ``call_api``: 3 ms of RSA each), and the API
+        groups used."""
         if self._sdk is None:
-            from kalshi_python_sync import KalshiClient
+            from kalshi_python_sync.api.exchange_api import ExchangeApi
+            from kalshi_python_sync.api.orders_api import OrdersApi
+            from kalshi_python_sync.api.portfolio_api import PortfolioApi
+            from kalshi_python_sync.api_client import ApiClient
+            from kalshi_python_sync.auth import KalshiAuth
             from kalshi_python_sync.configuration import Configuration
 
             assert_loopback([self.base_url], f"venue {self.name}")
             config = Configuration(host=self.base_url)
             config.retries = 0  # never a transport retry of a create
-            config.api_key_id = self.credentials.api_key  # KalshiClient signs with these two
-            config.private_key_pem = self.credentials.secret
-            self._sdk = KalshiClient(config)  # type: ignore[no-untyped-call]
+            client: Any = ApiClient(config)
+            # what ``set_kalshi_auth`` would do, had 3.2.0's api_client.py imported KalshiAuth (NameError)
+            client.kalshi_auth = KalshiAuth(self.credentials.api_key, self.credentials.secret)
+            self._sdk = client
+            self._apis = [OrdersApi(client), PortfolioApi(client), ExchangeApi(client)]
         return self._sdk
+
+    def _operation(self, call: str) -> Any:
+        self._client()
+        for api in self._apis:
+            if hasattr(api, call):
+                return getattr(api, call)
+        raise AttributeError(f"no Kalshi SDK call {call}")
 
     def _send(self, call: str, *args: Any, **kw: Any) -> Any:
         """One SDK call (``<call>_without_preload_content``, in a worker thread): the decoded JSON answer, or
         the framework's exception for Kalshi's error."""
         import urllib3
 
-        client = self._client()
+        operation = self._operation(call + "_without_preload_content")
         response = None
         try:
-            response = getattr(client, call + "_without_preload_content")(
+            response = operation(
                 *args, _request_timeout=self.request_timeout_s, **{k: v for k, v in kw.items() if v is not None})
             data = response.data
         except urllib3.exceptions.MaxRetryError as exc:
