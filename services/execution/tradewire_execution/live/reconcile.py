@@ -17,7 +17,9 @@ then, holding the service's lock:
 3. **Positions.** Per position key of the adapter (spot: the base currency of each configured symbol), the
    venue's balance must equal the ledger's positions of the instruments on that key plus the fills applied in
    this round, within ``position_tolerance``; otherwise a **mismatch**. The account must therefore be
-   Tradewire's alone (a dedicated (sub)account): holdings the ledger never saw are a mismatch.
+   Tradewire's alone (a dedicated (sub)account): holdings the ledger never saw are a mismatch. A key written
+   ``-KEY`` counts its instrument negatively on ``KEY`` (a venue netting two instruments into one signed position,
+   e.g. Kalshi's YES minus NO contracts of a market).
 
 **An unexplained mismatch halts new exposure on that venue instead of trading on a wrong position**: the adapter
 latches REDUCING at once (it rejects every order that is not reduce-only, see ``LiveVenueAdapter.set_reducing``),
@@ -303,13 +305,15 @@ class Reconciler:
     ) -> None:
         expected: dict[str, Decimal] = {}
         for instrument, key in self.position_keys.items():
-            expected[key] = expected.get(key, ZERO) + positions.get(instrument, ZERO)
+            sign, key = (-1, key[1:]) if key.startswith("-") else (1, key)
+            expected[key] = expected.get(key, ZERO) + sign * positions.get(instrument, ZERO)
         for event in events:
             if isinstance(event, OrderFilled) and (event.client_order_id, event.trade_id) not in ledger_trades:
                 fill_key = self.position_keys.get(event.instrument_id)
                 if fill_key is not None:
                     signed = event.last_qty if event.side is Side.BUY else -event.last_qty
-                    expected[fill_key] = expected.get(fill_key, ZERO) + signed
+                    sign, fill_key = (-1, fill_key[1:]) if fill_key.startswith("-") else (1, fill_key)
+                    expected[fill_key] = expected.get(fill_key, ZERO) + sign * signed
         for key, want in sorted(expected.items()):
             have = balances.get(key, ZERO)
             if abs(have - want) > self.tolerance:
