@@ -87,3 +87,15 @@ def test_a_resolved_market_is_not_traded() -> None:
 def test_pairs_must_name_a_yes_and_a_no_instrument() -> None:
     with pytest.raises(msgspec.ValidationError, match="pairs"):
         msgspec.convert({"pairs": "A.KALSHI"}, PredictionArbitrageParams, strict=False)
+
+
+def test_leg_prices_go_on_each_tick_grid_and_the_targets_still_buy_equal_quantities() -> None:
+    s = arbitrage()
+    s.ticks = {K_YES: D("0.01"), P_NO: D("0.001")}
+    books = {K_YES: asks(K_YES, ("0.44", 5), ("0.45", 5)), P_NO: asks(P_NO, ("0.492", 5), ("0.493", 5))}
+    yes, no = s.on_book(K_YES, books)
+    # payable 0.445 -> 0.45 on Kalshi's cent grid, 0.4925 -> 0.493 on Polymarket's tenth of a cent
+    assert (yes.price, no.price) == (D("0.45"), D("0.493"))
+    assert yes.target is not None and no.target is not None
+    equity = D(10_000)  # what risk computes: target * equity / price, for each leg
+    assert yes.target * equity / yes.price == pytest.approx(no.target * equity / no.price, rel=D("1e-25"))
