@@ -66,13 +66,13 @@ from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
 from tradewire_execution.live.wire import venue_decimal
-from tradewire_execution.venue import CAP_GTC, CAP_LIMIT, CAP_PARTIAL_FILLS
+from tradewire_execution.venue import CAP_GTC, CAP_GTD, CAP_LIMIT, CAP_PARTIAL_FILLS
 
 log = logging.getLogger(__name__)
 
 LIVE_URL = "https://api.manifold.markets"
 DEV_URL = "https://api.dev.manifold.markets"
-CAPABILITIES = frozenset({CAP_LIMIT, CAP_GTC, CAP_PARTIAL_FILLS})
+CAPABILITIES = frozenset({CAP_LIMIT, CAP_GTC, CAP_GTD, CAP_PARTIAL_FILLS})
 #: Manifold allows 500 requests a minute per IP; stay well below.
 DEFAULT_RATE_PER_S = 4.0
 #: A lost create's bet is searched among bets created from this long before the send (clock skew).
@@ -208,12 +208,6 @@ class ManifoldAdapter(LiveVenueAdapter):
     # --- orders -------------------------------------------------------------------------------------------
 
     def refusal(self, order: SubmitOrder) -> str:
-        if order.time_in_force is TimeInForce.GTD:  # the framework's table has no GTD yet: check it as GTC
-            if not order.expire_time_ns:
-                return f"venue {self.name}: a GTD bet needs expire_time_ns"
-            import msgspec
-
-            order = msgspec.structs.replace(order, time_in_force=TimeInForce.GTC, expire_time_ns=None)
         reason = super().refusal(order)
         if reason:
             return reason
