@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--output", "-o", help="file (default stdout)")
     for ep in entry_points(group="tradewire.commands"):  # e.g. `backtest` from tradewire-backtest
         ep.load()(sub)
+    from tradewire_common.cli.orders import register as register_orders  # `tradewire orders replace`
+
+    register_orders(sub)
     return parser
 
 
