@@ -137,8 +137,7 @@ async def test_buying_no_is_side_no_action_buy_and_fills_at_the_no_price_with_th
     assert fill.instrument_id == f"{TICKER}-NO.{VENUE}" and fill.side is Side.BUY
     assert (fill.last_qty, fill.last_px, fill.liquidity) == (Decimal("5.00"), Decimal("0.6000"), Liquidity.TAKER)
     assert fill.fee == Decimal("0.0900")  # ceil(0.07 * 5 * 0.40 * 0.60) to the cent
-    assert await adapter.venue_balances() == {f"{TICKER}-YES": Decimal(0), f"{TICKER}-NO": Decimal("5.00"),
-                                              "USD": Decimal("996.91")}
+    assert await adapter.venue_balances() == {TICKER: Decimal("-5.00"), "USD": Decimal("996.91")}  # -: NO
 
 
 async def test_selling_yes_is_side_yes_action_sell_and_its_fill_maps_back_to_the_yes_instrument(
@@ -153,7 +152,7 @@ async def test_selling_yes_is_side_yes_action_sell_and_its_fill_maps_back_to_the
         "yes", "sell", "0.5500", "immediate_or_cancel")
     (fill,) = of(events, OrderFilled) + of(host.events, OrderFilled)
     assert (fill.instrument_id, fill.side, fill.last_px) == (f"{TICKER}-YES.{VENUE}", Side.SELL, Decimal("0.5800"))
-    assert (await adapter.venue_balances())[f"{TICKER}-NO"] == Decimal("3.00")  # Kalshi nets: short YES = long NO
+    assert (await adapter.venue_balances())[TICKER] == Decimal("-3.00")  # Kalshi nets: short YES = long NO
 
 
 async def test_cancel_after_a_partial_fill_reports_the_filled_quantity(
@@ -316,6 +315,40 @@ async def test_a_wrong_key_or_a_skewed_clock_is_refused_by_kalshi_and_no_key_rea
     assert PRIVATE not in repr(adapter.credentials)
 
 
+async def test_reconciliation_compares_the_ledgers_yes_minus_no_with_kalshis_netted_position(
+    fake: KalshiFake, started: tuple[KalshiAdapter, CollectingHost]
+) -> None:
+    from tradewire_execution.live.reconcile import LedgerFill, LedgerOrder, Reconciler
+
+    adapter, _host = started
+    await asyncio.to_thread(fake.counterparty, TICKER, "no", "buy", "0.60", "5")
+    await submit(adapter, order(80, "YES", qty="5", limit="0.40"))  # YES 5
+    await asyncio.to_thread(fake.counterparty, TICKER, "yes", "buy", "0.45", "3")
+    await submit(adapter, order(81, "NO", qty="3", limit="0.55"))  # NO 3: Kalshi nets it to YES 2
+    assert fake.positions[TICKER].yes == 2
+
+    class Ledger:
+        def __init__(self, yes: str, no: str) -> None:
+            self.held = {f"{TICKER}-YES.{VENUE}": Decimal(yes), f"{TICKER}-NO.{VENUE}": Decimal(no)}
+
+        async def orders(self) -> list[LedgerOrder]:
+            return []
+
+        async def fills(self) -> list[LedgerFill]:
+            return [LedgerFill(client_order_id=c, trade_id=t) for c in ("tw-kal-0080", "tw-kal-0081")
+                    for t in adapter.tracked(c).trade_ids]  # type: ignore[union-attr]
+
+        async def positions(self) -> dict[str, Decimal]:
+            return self.held
+
+    agrees = await Reconciler(adapter, ledger=Ledger("5", "3"), position_keys=adapter.position_keys(),
+                              confirm_delay_s=0).run()
+    assert agrees.mismatches == []
+    differs = await Reconciler(adapter, ledger=Ledger("5", "0"), position_keys=adapter.position_keys(),
+                               confirm_delay_s=0).run()
+    assert differs.mismatches == [f"{TICKER}: the venue holds 2.00, the ledger 5"]
+
+
 # --- settlement ----------------------------------------------------------------------------------------------
 
 
@@ -353,7 +386,7 @@ def test_sandbox_is_kalshis_demo_and_live_cannot_be_built_under_tests(monkeypatc
     assert isinstance(adapter, KalshiAdapter) and adapter.base_url == DEMO_URL == \
         "https://demo-api.kalshi.co/trade-api/v2"
     assert adapter.credentials.secret == PRIVATE and adapter.tickers == {TICKER}
-    assert adapter.position_keys() == {f"{TICKER}-YES.{VENUE}": f"{TICKER}-YES", f"{TICKER}-NO.{VENUE}": f"{TICKER}-NO"}
+    assert adapter.position_keys() == {f"{TICKER}-YES.{VENUE}": TICKER, f"{TICKER}-NO.{VENUE}": f"-{TICKER}"}
     closing = adapter.create_request(order(70, "NO", Side.SELL, limit="0.35", reduce_only=True, post_only=True))
     assert closing.to_dict() == {"ticker": TICKER, "client_order_id": "tw-kal-0070", "side": "no", "action": "sell",
                                  "count": 10, "type": "limit", "no_price_dollars": "0.3500",

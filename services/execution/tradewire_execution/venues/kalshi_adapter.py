@@ -37,8 +37,10 @@ A GTD order Kalshi cancelled at its expiration is ``OrderExpired``; the rest of 
 instrument of their ``side`` and the Tradewire side of their ``action``, at their own side's price, with
 ``fee_cost`` as the fee when Kalshi gives one. Orders are polled (no order websocket here).
 
-**Positions and settlement.** Kalshi keeps one signed position per market (+YES / -NO contracts):
-:meth:`venue_balances` reports it as ``<ticker>-YES`` and ``<ticker>-NO`` (plus ``USD``) for reconciliation.
+**Positions and settlement.** Kalshi nets YES and NO into one signed position per market (+YES / -NO contracts:
+buying NO while holding YES closes YES): :meth:`venue_balances` reports it per ticker (plus ``USD``), and
+:meth:`position_keys` puts ``-YES`` on it positively and ``-NO`` negatively, so reconciliation compares the ledger's
+YES minus NO with it.
 Each polling round also reads ``/portfolio/settlements``: a settled market the account held becomes
 ``MarketResolved`` (YES pays 1 and NO 0 on ``yes``, the reverse on ``no``, ``value``/100 for a scalar), handed to
 the host's ``adapter_resolved`` when it has one, else published as an ``info`` alert (the framework has no path
@@ -332,7 +334,11 @@ class KalshiAdapter(LiveVenueAdapter):
     # --- framework hooks ----------------------------------------------------------------------------------
 
     def position_keys(self) -> dict[str, str]:
-        return {f"{t}-{o}.{self.name}": f"{t}-{o}" for t in sorted(self.tickers) for o in ("YES", "NO")}
+        """Both outcomes on the market's one signed position: YES counts +, NO - (``-KEY``, see reconcile)."""
+        out: dict[str, str] = {}
+        for ticker in sorted(self.tickers):
+            out |= {f"{ticker}-YES.{self.name}": ticker, f"{ticker}-NO.{self.name}": "-" + ticker}
+        return out
 
     async def connect(self) -> None:
         """Check the exchange is up and trading (a warning otherwise: polling catches up once it is)."""
@@ -431,15 +437,11 @@ class KalshiAdapter(LiveVenueAdapter):
         return [parse_fill(raw) for raw in rows if not self.tickers or raw.get("ticker") in self.tickers]
 
     async def venue_balances(self) -> dict[str, Decimal]:
+        """Per market ticker its signed position (YES minus NO contracts, as Kalshi nets them), and ``USD``."""
         body = await self._request("get_positions", limit=1000)
-        out = {f"{t}-{o}": Decimal(0) for t in self.tickers for o in ("YES", "NO")}
+        out = dict.fromkeys(self.tickers, ZERO)
         for row in body.get("market_positions") or []:
-            held = count(row, "position")
-            ticker = str(row.get("ticker"))
-            if held > 0:
-                out[f"{ticker}-YES"] = held
-            elif held < 0:
-                out[f"{ticker}-NO"] = -held
+            out[str(row.get("ticker"))] = count(row, "position")
         balance = await self._request("get_balance")
         out["USD"] = money(balance, "balance")
         return out
