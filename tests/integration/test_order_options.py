@@ -60,3 +60,42 @@ async def test_post_only_and_gtd_orders_are_refused_before_anything_is_sent(venu
         assert (CAP_AMEND in adapter.capabilities) == (name == "ALPACA")  # the others replace cancel-then-new
     finally:
         await adapter.close()
+
+
+# --- native brackets per venue: what Alpaca cannot hold goes to execution's emulator whole ------------------------
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native-brackets", "native-brackets-off"])
+async def test_alpaca_keeps_sl_tp_brackets_and_the_emulator_keeps_entries_with_trailing_stops(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes.alpaca_fake import KEY_ID, SECRET
+    from tradewire_common import subjects
+    from tradewire_common.bus import MemoryBroker, MemoryBus
+    from tradewire_common.config import config_from_dict
+    from tradewire_execution.service import ExecutionService
+
+    monkeypatch.setenv("TRADEWIRE_ALPACA_API_KEY", KEY_ID)
+    monkeypatch.setenv("TRADEWIRE_ALPACA_API_SECRET", SECRET)
+    with alpaca_fake() as fake:
+        config = config_from_dict({"execution": {"venues": [{
+            "name": "ALPACA", "adapter": "alpaca", "mode": "sandbox", "symbols": ["AAPL"], "url_override": fake.url,
+            "websocket": False, "poll_interval_s": 0.1, "reconcile_interval_s": 0, "native_brackets": native}]}})
+        broker = MemoryBroker()
+        service = ExecutionService(config, MemoryBus("execution", broker))
+        probe = MemoryBus("probe", broker)
+        await service.start()
+        try:
+            sl_tp = limit_order("ALPACA", 1, stop_loss_pct=Decimal("0.02"), take_profit_pct=Decimal("0.04"))
+            trailing = limit_order("ALPACA", 2, stop_loss_pct=Decimal("0.02"), trailing_stop_pct=Decimal("0.03"))
+            for order in (sl_tp, trailing):
+                await probe.publish(subjects.order_command("ALPACA"), order)
+            assert await probe.wait_idle(10)
+            classes = {b["client_order_id"]: b.get("order_class") for b in fake.orders_posted()}
+            # with native brackets on, SL/TP stay at Alpaca; an entry with a trailing stop goes whole to the emulator
+            assert classes == {"tw-opt-0001": "bracket" if native else None, "tw-opt-0002": None}
+            tracked = msgspec.json.decode(service.exits["ALPACA"].export_state())["orders"]
+            assert sorted(t["order"]["client_order_id"] for t in tracked) == (
+                ["tw-opt-0002"] if native else ["tw-opt-0001", "tw-opt-0002"])
+        finally:
+            await service.stop()

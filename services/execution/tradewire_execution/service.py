@@ -44,9 +44,10 @@ an order risk approved with its exits, as a native bracket would be at the venue
 cancel-then-new, :mod:`tradewire_execution.live.replace`); a replacement for a HALTED scope is rejected here.
 
 **Prediction markets.** Paper venues learn the instruments' kinds from ``risk.instruments`` (binary contracts:
-prices within (0, 1), the venue's fee schedule). When any is binary, execution follows ``pm.resolved.*``
-(durably) and a ``MarketResolved`` cancels the paper venues' open orders in that market (reason "market
-resolved"); real venues close their orders themselves.
+prices within (0, 1), the venue's fee schedule). When any is binary, execution follows ``pm.resolved.*`` (a
+core subscription: a resolution published while execution is down is not seen; the paper venue's orders in that
+market then keep working until cancelled) and a ``MarketResolved`` cancels the paper venues' open orders in that
+market (reason "market resolved"); real venues close their orders themselves.
 
 **Trading states (kill switch).** Execution follows ``risk.state`` (and reads the states from KV at
 start, see :class:`~tradewire_common.service.Service`). When a scope becomes HALTED it cancels the
@@ -237,7 +238,8 @@ class ExecutionService(Service):
             if isinstance(venue, PaperVenue) or name in self.exits:
                 await self.bus.subscribe(f"md.bar.{subjects.escape_token(name)}.>", self.on_bar)
         if self.binary and any(isinstance(v, PaperVenue) for v in self.venues.values()):
-            await self.bus.subscribe(subjects.ALL_RESOLUTIONS, self.on_resolved, durable="execution-resolutions")
+            # a core subscription (execution's NATS user may read pm.resolved.*, not consume its stream)
+            await self.bus.subscribe(subjects.ALL_RESOLUTIONS, self.on_resolved)
         for scope, stored in self.trading.states.items():  # halted while this service was down
             if stored.state is TradingState.HALTED:
                 await self.cancel_for_halt(scope, stored.reason, derive_id("halt-at-start", scope, stored.since_ns))
