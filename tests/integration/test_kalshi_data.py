@@ -101,6 +101,13 @@ async def test_trades_are_ticks_on_both_outcomes_with_the_aggressor_of_each(fake
     assert (yes.price, yes.size, yes.aggressor_side) == (Decimal("0.4000"), Decimal("2.00"), Side.SELL)
     assert (no.price, no.size, no.aggressor_side) == (Decimal("0.6000"), Decimal("2.00"), Side.BUY)
     assert yes.trade_id == no.trade_id and await data.trades(TICKER, YES, since_ns=yes.ts_event + 1) == []
+    for n in range(4):  # more trades than one page
+        await asyncio.to_thread(fake.counterparty, TICKER, "yes", "buy", f"0.4{n + 1}", "1")
+        await asyncio.to_thread(fake.counterparty, TICKER, "no", "buy", "0.70", "1")
+    ticks = await data.trades(TICKER, YES)
+    assert [t.price for t in ticks] == [Decimal("0.4000"), Decimal("0.4100"), Decimal("0.4200"), Decimal("0.4300"),
+                                        Decimal("0.4400")]  # oldest first
+    assert any(q.get("cursor") for _m, p, q in fake.requests if p.endswith("/markets/trades"))
 
 
 async def test_history_comes_from_the_recorded_candles_of_the_markets_series(
@@ -178,3 +185,26 @@ async def test_a_websocket_signed_with_an_unknown_key_is_refused(fake: KalshiFak
     finally:
         await client.close()
     assert fake.auth_failures == ["invalid signature"]
+
+
+async def test_without_an_api_key_the_stream_polls_books_trades_and_the_resolution(
+    fake: KalshiFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRADEWIRE_KALSHI_API_KEY", raising=False)
+    client = KalshiData(PredictionFeedConfig(venue=VENUE, adapter="kalshi", markets=(TICKER,), poll_interval_s=0.05,
+                                             url_override=fake.server.url))
+    await asyncio.to_thread(fake.counterparty, TICKER, "yes", "buy", "0.40", "5")
+    stream = client.stream([TICKER])
+    try:
+        book = await next_of(stream, BookSnapshot)
+        assert (book.instrument_id, book.bids) == (YES, (BookLevel(Decimal("0.4000"), Decimal("5.00")),))
+        await asyncio.to_thread(fake.counterparty, TICKER, "no", "buy", "0.61", "2")
+        tick = await next_of(stream, TradeTick)
+        assert (tick.instrument_id, tick.price, tick.size) == (YES, Decimal("0.4000"), Decimal("2.00"))
+        await asyncio.to_thread(fake.settle, TICKER, "yes")
+        resolved = await next_of(stream, MarketResolved)
+        assert resolved.resolution == "YES"
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+        await client.close()
+    assert not fake.auth_failures and not fake._subs  # public REST only, no websocket
