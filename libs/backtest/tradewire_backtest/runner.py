@@ -96,7 +96,7 @@ def run_config_backtest(path: Path, *, report: Path | None = None) -> dict[str, 
         "final_equity": float(result.final_equity),
         "total_return": float(result.final_equity / result.starting_cash - 1),
         **({k: v for k, v in metrics.to_dict().items() if k in curve_keys} if metrics else {}),
-        "ledger": {k: v for k, v in result.summary.items() if k != "replay"},
+        "ledger": {k: v for k, v in result.summary.items() if k not in ("replay", "first_fill_wall_s")},
         "settlements": result.settlements,
         "elapsed_s": round(result.elapsed_s, 6),
     }
