@@ -626,7 +626,9 @@ class KalshiFake:
 
         @app.get(BASE + "/portfolio/settlements")
         async def settlements(request: Request) -> Response:
-            return page(list(reversed(self.settlements)), request, "settlements", "settlement")
+            since = int(request.query_params.get("min_ts") or 0)
+            found = [r for r in reversed(self.settlements) if _epoch(r["settled_time"]) >= since]
+            return page(found, request, "settlements", "settlement")
 
         @app.get(BASE + "/portfolio/fills")
         async def fills(request: Request) -> Response:

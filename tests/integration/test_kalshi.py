@@ -367,6 +367,12 @@ async def test_a_settled_market_with_a_position_becomes_market_resolved(
     assert host.alerts and f"{TICKER} resolved NO" in host.alerts[0][1]
     await adapter.poll_once()
     assert len(adapter.resolutions) == 1  # once
+    restarted = make_adapter(fake)
+    restarted.attach(CollectingHost())
+    try:
+        assert await restarted.check_settlements() == [resolved]  # after a restart: the very same message
+    finally:
+        await restarted.close()
     assert (await adapter.venue_balances())["USD"] == Decimal("1001.14")  # 1000 - 4 * 0.70 - 0.06 fee + 4
 
 

@@ -102,6 +102,8 @@ TIME_IN_FORCE = {TimeInForce.GTC: "good_till_canceled", TimeInForce.IOC: "immedi
                  TimeInForce.FOK: "fill_or_kill"}
 #: Kalshi's basic tier: 10 writes a second (reads: 20).
 DEFAULT_RATE_PER_S = 10.0
+#: Settlements older than this are not announced again after a restart.
+SETTLEMENTS_LOOKBACK_S = 7 * 86400
 #: Pages of a listing read at most when looking for one order.
 MAX_PAGES = 50
 
@@ -458,16 +460,20 @@ class KalshiAdapter(LiveVenueAdapter):
             log.warning("venue %s: settlements not read: %s", self.name, self.scrub(str(exc)))
 
     async def check_settlements(self) -> list[MarketResolved]:
-        """``MarketResolved`` for each market newly settled with a position of this account (published)."""
-        rows = (await self._request("get_settlements", limit=200)).get("settlements") or []
+        """``MarketResolved`` for each market settled with a position of this account in the last
+        :data:`SETTLEMENTS_LOOKBACK_S` and not announced since start (published; the same id and content each time,
+        so a restart's repeats are dropped downstream)."""
+        since_s = (self.wall_ns() // 1_000_000_000) - SETTLEMENTS_LOOKBACK_S
+        rows = (await self._request("get_settlements", limit=200, min_ts=since_s)).get("settlements") or []
         new: list[MarketResolved] = []
         for row in rows:
             ticker = str(row.get("ticker", ""))
             if ticker in self._resolved or (self.tickers and ticker not in self.tickers):
                 continue
             resolved = resolution_of(self.name, ticker, row, self.wall_ns(), source="kalshi settlement")
-            if resolved is None:
+            if resolved is None or resolved.ts_event < since_s * 1_000_000_000:
                 continue
+            resolved = msgspec.structs.replace(resolved, ts_init=resolved.ts_event)
             self._resolved.add(ticker)
             new.append(resolved)
         for resolved in new:
