@@ -359,10 +359,6 @@ class KalshiAdapter(LiveVenueAdapter):
                 self._sdk.rest_client.pool_manager.clear()
 
     def refusal(self, order: SubmitOrder) -> str:
-        if order.time_in_force is TimeInForce.GTD:  # the framework's check predates GTD: ask it about a GTC twin
-            if CAP_GTD not in self.capabilities:
-                return f"venue {self.name} does not support time in force GTD"
-            order = msgspec.structs.replace(order, time_in_force=TimeInForce.GTC, expire_time_ns=None)
         reason = super().refusal(order)
         if reason:
             return reason
