@@ -276,9 +276,9 @@ async def test_429_waits_its_retry_after_and_a_5xx_leaves_the_order_in_flight(fa
     adapter.attach(host)
     await adapter.start()
     try:
-        fake.fault("POST", "/portfolio/orders", "429", retry_after="2")
+        fake.fault("POST", "/portfolio/orders", "429", retry_after="1")
         assert [type(e) for e in await submit(adapter, order(22))] == [OrderAccepted]
-        assert sleeps.waits and 1.9 < sleeps.waits[0] <= 2.0
+        assert sleeps.waits and 0.9 < sleeps.waits[0] <= 1.0
         fake.fault("POST", "/portfolio/orders", "5xx", status=502)  # not processed
         assert await submit(adapter, order(23)) == []
         assert adapter.tracked("tw-kal-0023").status == "in_flight"  # type: ignore[union-attr]
