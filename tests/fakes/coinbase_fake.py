@@ -131,10 +131,18 @@ class FakeCoinbase:
     #: product id -> [[open ms, o, h, l, c, v], ...] (ascending)
     candles: dict[str, list[list[Any]]] = field(default_factory=dict)
     port: int = 0
+    #: The PEM private key of ``public_key`` when the fake made the pair (:meth:`with_new_key`).
+    private_pem: str = ""
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._next_trade = 700_000
+
+    @classmethod
+    def with_new_key(cls) -> FakeCoinbase:
+        """A fake that knows one new CDP key (its PEM in :attr:`private_pem`, the key name :data:`API_KEY`)."""
+        pem, public_key = new_key_pair()
+        return cls(public_key, private_pem=pem)
 
     async def start(self) -> FakeCoinbase:
         app = web.Application()

@@ -3,12 +3,15 @@
 * **Client.** One ``ccxt.pro`` instance (it is also the ``ccxt.async_support`` REST client) per venue, with
   ccxt's own rate limiter and retries off (``enableRateLimit = False``, ``maxRetriesOnFailure = 0``): the
   framework's token bucket paces requests (``rate_limit_per_s``, default: ccxt's published ``rateLimit``) and an
-  order creation is never retried blindly. ``mode = "sandbox"`` calls ``set_sandbox_mode(True)`` (testnets);
-  ``url_override`` rewrites the scheme and host of every API URL, REST and websocket (a proxy, or a fake venue
+  order creation is never retried blindly. ``mode = "sandbox"`` calls ``set_sandbox_mode(True)`` (testnets; an
+  exchange without one in ccxt, such as Coinbase and Kraken spot, needs ``url_override`` then); ``url_override``
+  rewrites the scheme and host of every API URL, REST and websocket (a proxy, or a fake venue
   in tests). Under tests every URL must be on 127.0.0.1 before the first call (``live.guard``).
 * **Restricted market loading.** Options ``defaultType = spot``, ``fetchMarkets.types = ['spot']``,
-  ``fetchCurrencies = False``, ``fetchMargins = False``: start-up loads the spot markets only and calls no
-  currency, margin or futures endpoint; the configured ``symbols`` must exist there (else the start fails).
+  ``fetchCurrencies = False``, ``fetchMargins = False`` and per exchange what these cannot say
+  (``tradewire_common.urls.EXCHANGE_CONFIG``): start-up loads the spot markets only and calls no currency or
+  margin endpoint (Coinbase's ccxt still asks ``market/products?product_type=FUTURE`` and ignores a failure);
+  the configured ``symbols`` must exist there (else the start fails).
 * **Symbols.** ``symbols`` are ccxt unified symbols (``BTC/USDT``); the instrument id is base and quote joined
   (``BTCUSDT.<VENUE>``). Spot only: reduce-only orders are sent as plain ones (no shorts on spot).
 * **Orders.** ``client_order_id`` goes to the venue as its client order id (Binance ``newClientOrderId``, Coinbase
@@ -199,8 +202,12 @@ def make_exchange(
     if credentials is not None:
         config.update(credentials.as_ccxt())
     exchange = cls(config)
-    if sandbox:
+    if sandbox and exchange.urls.get("test"):
         exchange.set_sandbox_mode(True)
+    elif sandbox and not url_override:
+        raise ValueError(f"{exchange_id} has no testnet in ccxt (Coinbase's Advanced Trade sandbox is static and "
+                         "serves no products; Kraken spot has none): give the venue a url_override (a test venue) "
+                         "or use mode = 'live'")
     if url_override:
         exchange.urls["api"] = rewrite_urls(exchange.urls["api"], url_override)
     return exchange
