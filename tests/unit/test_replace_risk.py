@@ -131,3 +131,18 @@ def test_a_replace_request_must_change_something_positive() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"quantity": "-1"}, ReplaceRequest, strict=False)
     assert msgspec.convert({"limit_price": "39000.5"}, ReplaceRequest, strict=False).limit_price == D("39000.5")
+
+
+async def test_a_replacement_execution_rejects_puts_the_still_working_old_order_back(risk: RiskHarness) -> None:
+    from tradewire_common.schemas import OrderRejected
+
+    order = await limit_buy(risk)
+    answer = await risk.service.replace(order.client_order_id, ReplaceRequest(limit_price=D("39500")), "tester")
+    new_id = answer["new_client_order_id"]
+    context = risk.service.context_feed.context
+    assert order.client_order_id not in context.open_orders
+    rejected = OrderRejected(id=derive_id("rej", new_id), ts_event=T0, ts_init=T0, strategy_id="sma",
+                             instrument_id=BTC, client_order_id=new_id, reason="the venue refused the amend")
+    context.apply(rejected)  # what the context feed does with it
+    await risk.service.on_replacement_outcome(Envelope(subjects.order_event("sma"), rejected, {}))
+    assert order.client_order_id in context.open_orders and new_id not in context.open_orders

@@ -33,8 +33,13 @@ from tradewire_common.http import Actor
 from tradewire_common.ids import split_instrument_id
 from tradewire_common.metrics import LATENCY_BUCKETS
 from tradewire_common.schemas import (
+    OrderCanceled,
     OrderDenied,
+    OrderExpired,
+    OrderFilled,
     OrderPendingApproval,
+    OrderRejected,
+    OrderReplaced,
     PortfolioSnapshot,
     ReplaceOrder,
     Signal,
@@ -42,6 +47,7 @@ from tradewire_common.schemas import (
 )
 from tradewire_common.service import Service
 from tradewire_risk.automation import Automation
+from tradewire_risk.context import OpenOrder
 from tradewire_risk.engine import RiskEngine
 from tradewire_risk.feed import ContextFeed
 from tradewire_risk.kill_switch import TradingControl
@@ -68,6 +74,9 @@ class RiskService(Service):
             OrderedDict())
         self.sent: OrderedDict[str, tuple[SubmitOrder, Decimal]] = OrderedDict()
         self._replacements: OrderedDict[str, tuple[str, ReplaceOrder | OrderDenied]] = OrderedDict()
+        #: Replacements sent and not answered yet: new client order id -> the old order as it was open in the
+        #: context (put back if execution rejects the replacement while the old order keeps working).
+        self._superseded: OrderedDict[str, OpenOrder] = OrderedDict()
         m = self.metrics
         self.orders_out = m.counter("orders_submitted_total", "SubmitOrders sent to execution", ("venue",))
         self.denials = m.counter("orders_denied_total", "Signals denied, by reason code", ("reason",))
@@ -104,6 +113,7 @@ class RiskService(Service):
         await self.context_feed.start()
         await self.automation.start()  # stages and the approval queue (parked orders re-enter the context)
         await self.bus.subscribe(subjects.ALL_SIGNALS, self.on_signal, durable="risk-signals")
+        await self.bus.subscribe(subjects.STRATEGY_ORDER_EVENTS, self.on_replacement_outcome)
 
     async def on_stop(self) -> None:
         await self.automation.stop()
@@ -192,10 +202,15 @@ class RiskService(Service):
         if cached is None:
             order, price = known
             context = self.context_feed.context
+            old_open = context.open_orders.get(client_order_id)
             state = self.control.view.effective(order.strategy_id, split_instrument_id(order.instrument_id)[1])
             decision = decide(self.engine, order, price, request, self.snapshot, state, context, self.clock.now_ns())
             if isinstance(decision, ReplaceOrder):
                 subject = subjects.order_command(split_instrument_id(order.instrument_id)[1])
+                if old_open is not None:
+                    self._superseded[new_id] = old_open
+                    while len(self._superseded) > SENT_KEPT:
+                        self._superseded.popitem(last=False)
                 replaced = context.open_orders.get(new_id)
                 if replaced is not None:
                     self._remember_sent(msgspec.structs.replace(
@@ -218,6 +233,24 @@ class RiskService(Service):
                     "reason_code": decision.reason_code.value, "reason": decision.reason}
         return {"decision": "REPLACE", "client_order_id": client_order_id, "new_client_order_id": new_id,
                 "command": msgspec.to_builtins(decision)}
+
+    async def on_replacement_outcome(self, envelope: Envelope) -> None:
+        """Execution's answer to a replacement: ``OrderRejected`` on the new id while the old order still works
+        (a refused amend) puts the old order back into the context; anything else settles it."""
+        event = envelope.message
+        if isinstance(event, OrderReplaced):
+            self._superseded.pop(event.new_client_order_id, None)
+        elif isinstance(event, OrderCanceled | OrderExpired | OrderFilled) and not getattr(event, "partial", False):
+            for new_id, old in list(self._superseded.items()):  # the old order ended: nothing to put back
+                if old.client_order_id == event.client_order_id:
+                    del self._superseded[new_id]
+        elif isinstance(event, OrderRejected) and event.client_order_id in self._superseded:
+            old = self._superseded.pop(event.client_order_id)
+            context = self.context_feed.context
+            if old.client_order_id not in context.open_orders:
+                context.open_orders[old.client_order_id] = old
+                log.warning("replacement %s rejected (%s): %s is open again", event.client_order_id, event.reason,
+                            old.client_order_id)
 
     def add_routes(self, app: FastAPI) -> None:
         self.control.add_routes(app)  # GET/POST /v1/trading-state, /v1/kill-switch
