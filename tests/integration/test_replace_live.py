@@ -160,3 +160,26 @@ async def test_a_restart_in_the_middle_of_a_cancel_then_new_carries_on_from_the_
         assert second.open_orders() == ["tw-alp-0011"]
     finally:
         await second.close()
+
+
+async def test_an_unanswered_amend_is_resolved_by_the_new_client_order_id_after_a_restart(fake: AlpacaFake) -> None:
+    first, _host = await started(fake, amend=True, request_timeout_s=0.5)
+    await submit(first, order(20, limit="185.00"))
+    fake.fault("PATCH", "/v2/orders/", "timeout")  # Alpaca replaces it, the answer never comes
+    assert await do(first, replace(20, 21, limit_price=D("185.40"))) == []  # in flight, journalled
+    state = first.export_state()
+    await first.close()
+
+    second = make_adapter(fake, websocket=False, poll_interval_s=3600)
+    host = CollectingHost()
+    second.attach(host)
+    second.restore_state(state)
+    await second.start()  # resolves the new client order id at the venue
+    try:
+        (replaced,) = of(host.events, OrderReplaced)
+        assert (replaced.client_order_id, replaced.new_client_order_id, replaced.limit_price) == (
+            "tw-alp-0020", "tw-alp-0021", D("185.40"))
+        assert second.open_orders() == ["tw-alp-0021"]
+        assert [r[0] for r in fake.requests if r[1].startswith("/v2/orders/")].count("PATCH") == 1
+    finally:
+        await second.close()
