@@ -275,6 +275,10 @@ class KalshiFake:
         """The next websocket message of each subscription skips a sequence number (a lost message)."""
         self._skip += 1
 
+    def stream_clients(self) -> int:
+        """Websocket connections with at least one subscription."""
+        return len({id(q) for q, _s in self._subs})
+
     def order_by_coid(self, client_order_id: str) -> list[KOrder]:
         return [o for o in self.orders.values() if o.client_order_id == client_order_id]
 

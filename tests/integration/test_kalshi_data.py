@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 
 from tests.fakes.kalshi_fake import KalshiFake, kalshi_fake, new_key_pair
+from tests.support.venue_tests import eventually
 from tradewire_common.config import PredictionFeedConfig
-from tradewire_common.schemas import BookDelta, BookLevel, BookSnapshot, MarketResolved, Side, TradeTick
+from tradewire_common.schemas import BookDelta, BookLevel, BookSnapshot, MarketResolved, Message, Side, TradeTick
 from tradewire_datafeed.prediction import PricePoint, venue_data
+from tradewire_datafeed.prediction.feed import PredictionFeed
 from tradewire_datafeed.prediction.kalshi import KalshiData
 
 pytestmark = pytest.mark.timeout(60)
@@ -208,3 +210,41 @@ async def test_without_an_api_key_the_stream_polls_books_trades_and_the_resoluti
         await stream.aclose()  # type: ignore[attr-defined]
         await client.close()
     assert not fake.auth_failures and not fake._subs  # public REST only, no websocket
+
+
+async def test_the_feed_heals_a_lost_delta_with_rest_snapshots_and_returns_to_the_stream(
+    fake: KalshiFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWIRE_KALSHI_API_KEY", KEY_ID)
+    monkeypatch.setenv("TRADEWIRE_KALSHI_API_SECRET", PRIVATE)
+    published: list[tuple[str, Message]] = []
+
+    async def publish(subject: str, message: Message) -> None:
+        published.append((subject, message))
+
+    def yes_books() -> list[BookSnapshot]:
+        return [m for _s, m in published if isinstance(m, BookSnapshot) and m.instrument_id == YES]
+
+    await asyncio.to_thread(fake.counterparty, TICKER, "yes", "buy", "0.40", "5")
+    feed = PredictionFeed(PredictionFeedConfig(venue=VENUE, adapter="kalshi", markets=(TICKER,), poll_interval_s=0.05,
+                                               reconnect_s=0.5, url_override=fake.server.url), publish)
+    await feed.start()
+    try:
+        await eventually(lambda: fake.stream_clients() == 1 and bool(yes_books()))
+        fake.skip_seq()  # the delta of the next order is lost
+        await asyncio.to_thread(fake.counterparty, TICKER, "yes", "buy", "0.43", "4")
+        await eventually(lambda: feed.gaps == 1)
+        await eventually(lambda: yes_books()[-1].bids[0].price == Decimal("0.4300"))  # healed by REST
+        await eventually(lambda: feed.mode == "stream" and fake.stream_clients() == 1)  # back on the stream
+        await asyncio.to_thread(fake.counterparty, TICKER, "no", "buy", "0.50", "2")  # a YES ask at 0.50
+        await eventually(lambda: bool(yes_books()[-1].asks))
+        last = yes_books()[-1]
+        await asyncio.to_thread(fake.settle, TICKER, "yes")  # cancels the resting orders, resolves YES
+        await eventually(lambda: any(isinstance(m, MarketResolved) for _s, m in published))
+    finally:
+        await feed.stop()
+    assert [(lv.price, lv.size) for lv in last.bids] == [(Decimal("0.4300"), Decimal("4.00")),
+                                                         (Decimal("0.4000"), Decimal("5.00"))]
+    assert [(lv.price, lv.size) for lv in last.asks] == [(Decimal("0.5000"), Decimal("2.00"))]
+    (subject, resolved), = [(s, m) for s, m in published if isinstance(m, MarketResolved)]
+    assert subject == "pm.resolved.KALSHI" and resolved.resolution == "YES"  # type: ignore[attr-defined]
