@@ -33,7 +33,10 @@ long losing run (the zero-drift GBM pays 0.2 % per round trip ~20 times per 1000
 all-in position under 1e-12 units, vectorbt stops trading, so it cannot agree on the 1M and 10M
 series. Tradewire has no such cut-off (nor do backtesting.py and backtrader, which agree).
 
-Tradewire's event mode is not wired in yet: set :data:`EVENT_MODE` (see :class:`Engine`) to add it.
+Tradewire's event mode (the services' own signals, risk, paper venue and ledger code on the in-memory bus,
+``tradewire backtest --mode event --sizing all-in``) runs on series of at most :data:`EVENT_MAX_BARS` bars: at
+a few thousand bars/s a 1M series would take minutes per run. Its timed part includes starting the services
+in memory (as ``tradewire backtest`` does); the CSV it reads is written before timing.
 
 Run from the repo root after ``make bench-install``::
 
@@ -55,6 +58,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +78,8 @@ CASH = 10_000.0
 FEE_BPS = 10.0
 FEE = FEE_BPS / 10_000
 SLOW_PEER_MAX_BARS = 1_000_000
+#: Event mode runs the real services per bar (a few thousand bars/s): larger series are skipped.
+EVENT_MAX_BARS = 50_000
 GBM_SEED = 42
 
 
@@ -93,12 +99,38 @@ class Engine:
     run: Callable[[Any], Any]
     summarize: Callable[[Any], Outcome]
     slow: bool = False  # pure-Python loop: skipped above SLOW_PEER_MAX_BARS
+    max_bars: int = 0  # skipped above this many bars (0 = no limit besides ``slow``)
     unavailable: str = ""  # why it cannot run here ("" = it can)
 
 
-#: Hook for Tradewire's event mode (added later): an Engine running the same backtest through
-#: ``tradewire_backtest.event`` (e.g. ``slow=True``). None = not wired yet; the output says so.
-EVENT_MODE: Engine | None = None
+def tradewire_event() -> Engine:
+    """The same backtest through ``tradewire_backtest.event`` (``--mode event --sizing all-in``)."""
+    import tempfile
+
+    from tradewire_backtest.config import BacktestSpec, build_config
+    from tradewire_backtest.event import run_event
+
+    tmp = Path(tempfile.mkdtemp(prefix="tw-bench-event-"))
+
+    def prepare(bars: BarArrays) -> tuple[Any, int]:
+        path = tmp / f"bars-{len(bars)}.csv"
+        with path.open("w") as out:
+            out.write("timestamp,open,high,low,close,volume\n")
+            columns = (bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist(),
+                       bars.volume.tolist())
+            for i, ts in enumerate(bars.ts.tolist()):
+                out.write(f"{ts // 1_000_000}," + ",".join(repr(c[i]) for c in columns) + "\n")
+        spec = BacktestSpec(data=path, strategy="sma_cross", params={"fast": FAST, "slow": SLOW}, cash=Decimal(10_000),
+                            fee_bps=FEE_BPS, fill="close", sizing="all-in")
+        return spec, path.stat().st_size
+
+    def run(spec: Any) -> Any:
+        return run_event(build_config(spec))
+
+    def summarize(result: Any) -> Outcome:
+        return Outcome(len(result.trades), float(result.final_equity))
+
+    return Engine("tradewire event", prepare, run, summarize, max_bars=EVENT_MAX_BARS)
 
 
 # ------------------------------------------------------------------------------- Tradewire
@@ -394,13 +426,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
 
-    engines = [tradewire_vector(), *([EVENT_MODE] if EVENT_MODE is not None else []),
+    engines = [tradewire_vector(), tradewire_event(),
                vectorbt_engine("numba"), vectorbt_engine("rust"), backtesting_engine(), backtrader_engine()]
     print(f"SMA({FAST},{SLOW}) long-only, all-in, fee {FEE:.1%} per fill, fill at the signal bar's close, "
           f"cash {CASH:,.0f}; median of {args.runs} runs, data loaded and engines warmed up first")
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, cpus {os.cpu_count()}")
-    if EVENT_MODE is None:
-        print("tradewire event mode: not wired in yet (hook: EVENT_MODE in tests/bench/backtest_peers.py)")
+    print(f"tradewire event mode is skipped above {EVENT_MAX_BARS:,} bars (the services' code per bar)")
     for engine in engines:
         if engine.unavailable:
             print(f"{engine.name}: unavailable: {engine.unavailable}")
@@ -416,6 +447,9 @@ def main(argv: list[str]) -> int:
                 continue
             if engine.slow and len(bars) > SLOW_PEER_MAX_BARS:
                 rows.append(Row(name, len(bars), engine.name, note=f"skipped: above {SLOW_PEER_MAX_BARS:,} bars"))
+                continue
+            if engine.max_bars and len(bars) > engine.max_bars:
+                rows.append(Row(name, len(bars), engine.name, note=f"skipped: above {engine.max_bars:,} bars"))
                 continue
             try:
                 row = measure(engine, bars, args.runs)
