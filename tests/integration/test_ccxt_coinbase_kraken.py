@@ -381,3 +381,18 @@ async def test_kraken_stop_orders_carry_kraken_trigger_parameters(
     await v.submit(stop, 1)
     sent = kit.creates()[0].params
     assert (sent["ordertype"], sent["price"], sent["price2"]) == ("stop-loss-limit", "40500", "40000")
+
+
+async def test_coinbase_refuses_jwts_when_its_clock_is_beyond_the_two_minute_token_life() -> None:
+    fake = await FakeCoinbase.with_new_key().start()
+    fake.clock_offset_ms = 5 * 60_000  # the venue is five minutes ahead: every token is already expired
+    kit = Kit("COINBASE", "coinbase", "/api/v3/brokerage/orders", fake, Credentials(coinbase_fake.API_KEY,
+                                                                                     fake.private_pem))
+    v = kit.adapter()
+    try:
+        with pytest.raises(VenueRefused, match="JWT expired or not yet valid"):
+            await v.start()  # ccxt signs with the local clock (no time difference applied): not fixable by resync
+    finally:
+        await v.close()
+        await fake.stop()
+    assert "/api/v3/brokerage/time" in fake.paths()  # it did read the venue's time
