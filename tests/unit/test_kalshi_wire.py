@@ -197,3 +197,24 @@ def test_websocket_snapshot_delta_and_trade_messages_apply_to_the_single_book() 
     tick, _no_tick = data._apply(synthetic("ws_trade"), books, 1)
     assert isinstance(tick, TradeTick) and (tick.price, tick.size, tick.aggressor_side, tick.ts_event) == (
         D("0.3600"), D("136.00"), Side.SELL, 1741052641 * 10**9)
+
+
+def test_the_data_clients_signature_verifies_like_the_sdks_over_timestamp_method_and_path() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from kalshi_python_sync.auth import KalshiAuth
+
+    from tests.fakes.kalshi_fake import new_key_pair
+    from tradewire_datafeed.prediction.kalshi import signed_headers
+
+    private, public = new_key_pair()
+    key: Any = serialization.load_pem_public_key(public.encode())
+    ours = signed_headers("kid", private, "get", "/trade-api/ws/v2?x=1", now_ms=1781284271000)
+    sdks = KalshiAuth("kid", private).create_auth_headers("GET", "/trade-api/ws/v2")
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
+    for headers in (ours, sdks):
+        message = f"{headers['KALSHI-ACCESS-TIMESTAMP']}GET/trade-api/ws/v2".encode()
+        key.verify(base64.b64decode(headers["KALSHI-ACCESS-SIGNATURE"]), message, pss, hashes.SHA256())
+    assert ours["KALSHI-ACCESS-TIMESTAMP"] == "1781284271000" and ours["KALSHI-ACCESS-KEY"] == "kid"

@@ -4,8 +4,8 @@ REST with plain ``httpx`` against the public trade API v2 (production ``https://
 the demo ``https://demo-api.kalshi.co`` when ``sandbox``, ``url_override`` in tests), read in Kalshi's current
 wire revision (prices ``*_dollars``, counts ``*_fp``, the book under ``orderbook_fp``) with the legacy integer
 fields as the fallback. Why not the SDK's typed calls: ``kalshi-python-sync`` 3.2.0's models *require* the legacy
-integer fields the current API no longer sends (see ``tradewire_execution.venues.kalshi_adapter``); the SDK's
-``KalshiAuth`` still signs the websocket handshake.
+integer fields the current API no longer sends (see ``tradewire_execution.venues.kalshi_adapter``). The websocket
+handshake is signed like the SDK's ``KalshiAuth`` signs (:func:`signed_headers`).
 
 * Instruments: ``<ticker>-YES.<VENUE>`` and ``<ticker>-NO.<VENUE>``. Kalshi has **one book** per market of YES
   bids and NO bids: a NO bid at q is a YES ask at 1 - q. The YES book is (YES bids, 1 - NO bids); the NO book is
@@ -26,6 +26,7 @@ integer fields the current API no longer sends (see ``tradewire_execution.venues
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import time
@@ -81,6 +82,23 @@ def iso_ns(text: Any) -> int:
         return 0
     ts = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     return int(ts.timestamp()) * 1_000_000_000 + ts.microsecond * 1000
+
+
+def signed_headers(key_id: str, private_pem: str, method: str, path: str, now_ms: int | None = None) -> dict[str, str]:
+    """Kalshi's auth headers: RSA-PSS (MGF1 SHA-256, salt = digest length) over ``timestamp + METHOD + path``, as
+    the SDK's ``KalshiAuth`` signs (not imported here: the SDK package takes ~2 s to import)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("a Kalshi API key is an RSA private key")
+    stamp = str(now_ms if now_ms is not None else time.time_ns() // 1_000_000)
+    signature = key.sign(f"{stamp}{method.upper()}{path.split('?')[0]}".encode(),
+                         padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+                         hashes.SHA256())
+    return {"KALSHI-ACCESS-KEY": key_id, "KALSHI-ACCESS-SIGNATURE": base64.b64encode(signature).decode(),
+            "KALSHI-ACCESS-TIMESTAMP": stamp}
 
 
 def split(instrument_id: str) -> tuple[str, str]:
@@ -272,10 +290,9 @@ class KalshiData:
         return self._websocket(markets) if self._key_id and self._pem else self._poll(markets)
 
     async def _websocket(self, markets: Sequence[str]) -> AsyncIterator[Any]:
-        from kalshi_python_sync.auth import KalshiAuth
         from websockets.asyncio.client import connect
 
-        headers = KalshiAuth(self._key_id, self._pem).create_auth_headers("GET", WS)
+        headers = signed_headers(self._key_id, self._pem, "GET", WS)
         books: dict[str, tuple[Levels, Levels]] = {}
         last_seq: dict[int, int] = {}
         async with connect(self.ws_url, additional_headers=headers, open_timeout=10) as ws:
