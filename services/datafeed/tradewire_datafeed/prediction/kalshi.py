@@ -202,7 +202,7 @@ class KalshiData:
                       OutcomeInfo(label="NO", instrument_id=f"{ticker}-NO.{self.venue}",
                                   price=None if yes is None else ONE - yes)),
             volume=contracts(raw, "volume"), liquidity=money(raw, "liquidity"), end_ns=iso_ns(raw.get("close_time")),
-            active=raw.get("status") in OPEN, closed=raw.get("status") not in OPEN,
+            active=raw.get("status") in OPEN, closed=raw.get("status") in ("closed", *DETERMINED),
             tick_size=min(steps) if steps else Decimal("0.01"), event_id=str(raw.get("event_ticker", "")),
             url=f"https://kalshi.com/markets/{ticker.lower()}")
 
