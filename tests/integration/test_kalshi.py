@@ -19,7 +19,6 @@ from tests.fakes.kalshi_fake import KalshiFake, kalshi_fake, new_key_pair
 from tests.support.venue_tests import Sleeps, eventually, submit
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
-    Alert,
     CancelOrder,
     Liquidity,
     MarketResolved,
@@ -364,7 +363,7 @@ async def test_a_settled_market_with_a_position_becomes_market_resolved(
     assert (resolved.market_id, resolved.resolution, resolved.venue) == (TICKER, "NO", VENUE)
     assert {p.instrument_id: p.payout for p in resolved.payouts} == {
         f"{TICKER}-YES.{VENUE}": Decimal(0), f"{TICKER}-NO.{VENUE}": Decimal(1)}
-    assert host.alerts and f"{TICKER} resolved NO" in host.alerts[0][1]
+    assert host.resolutions == [resolved]  # handed to the host, which publishes it on pm.resolved.<venue>
     await adapter.poll_once()
     assert len(adapter.resolutions) == 1  # once
     restarted = make_adapter(fake)
@@ -426,13 +425,13 @@ async def test_a_no_fill_reaches_the_ledger_once_and_the_settlement_is_announced
     stack = InProcessStack(config, fresh_nats.url)
     probe = NatsBus("probe", fresh_nats.url, auth=None)
     await probe.connect()
-    alerts: list[Alert] = []
+    resolutions: list[MarketResolved] = []
 
-    async def on_alert(envelope: Any) -> None:
-        if isinstance(envelope.message, Alert):
-            alerts.append(envelope.message)
+    async def on_resolution(envelope: Any) -> None:
+        if isinstance(envelope.message, MarketResolved):
+            resolutions.append(envelope.message)
 
-    await probe.subscribe(subjects.ALL_ALERTS, on_alert)
+    await probe.subscribe(subjects.ALL_RESOLUTIONS, on_resolution)
     await stack.start(("ledger", "execution"))
     try:
         entry = order(60, "NO", qty="6", limit="0.65")
@@ -455,7 +454,17 @@ async def test_a_no_fill_reaches_the_ledger_once_and_the_settlement_is_announced
         await asyncio.sleep(0.3)
         fills = await ledger_fills()
         await asyncio.to_thread(fake.settle, TICKER, "no")  # the NO position is paid: execution announces it
-        await eventually(lambda: any("resolved NO" in a.title for a in alerts))
+        await eventually(lambda: bool(resolutions))
+
+        async def settled() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = (await stack.get("ledger", "/v1/settlements")).json()
+            return rows
+
+        deadline = loop.time() + 20
+        while not await settled():
+            assert loop.time() < deadline, "the ledger did not settle the resolution"
+            await asyncio.sleep(0.05)
+        settlements = await settled()
     finally:
         await stack.close()
         await probe.close()
@@ -464,7 +473,9 @@ async def test_a_no_fill_reaches_the_ledger_once_and_the_settlement_is_announced
     assert {f["instrument_id"] for f in fills} == {f"{TICKER}-NO.{VENUE}"}
     assert len(fake.creates()) == 1
     assert PRIVATE.splitlines()[1] not in caplog.text
-    (alert,) = [a for a in alerts if "resolved" in a.title]
-    resolved = msgspec.json.decode(alert.body, type=MarketResolved)
-    assert (resolved.market_id, resolved.venue, alert.severity, alert.source) == (TICKER, VENUE, "info", "execution")
+    (resolved,) = resolutions
+    assert (resolved.market_id, resolved.venue, resolved.resolution) == (TICKER, VENUE, "NO")
     assert {p.instrument_id: p.payout for p in resolved.payouts}[f"{TICKER}-NO.{VENUE}"] == Decimal(1)
+    # the ledger settled the 6 NO contracts bought at 0.65 at 1 each
+    (settlement,) = [r for r in settlements if r["instrument_id"] == f"{TICKER}-NO.{VENUE}"]
+    assert Decimal(str(settlement["quantity"])) == 6 and Decimal(str(settlement["payout"])) == 1

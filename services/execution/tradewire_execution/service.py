@@ -568,6 +568,11 @@ class ExecutionService(Service):
             id=derive_id("venue-alert", venue, title, body), ts_event=now, ts_init=now, severity=severity,
             title=title[:200], body=body[:2000], source="execution"))
 
+    async def adapter_resolved(self, venue: str, resolved: MarketResolved) -> None:
+        """A venue adapter learnt a market's resolution: published durably for the ledger (settlement), risk
+        and the strategies; the paper venues' handler cancels open orders of that market."""
+        await self.bus.publish(subjects.resolution(venue), resolved)
+
     async def report_venue_status(self, name: str, connected: bool, reason: str = "") -> None:
         """Record a venue's connection and publish a ``VenueStatus`` when it changed."""
         if self.venue_connected.get(name) is connected:

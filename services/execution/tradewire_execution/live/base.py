@@ -82,6 +82,7 @@ from tradewire_common.schemas import (
     FillConfirmed,
     FillReversed,
     Liquidity,
+    MarketResolved,
     OrderAccepted,
     OrderCanceled,
     OrderEvent,
@@ -262,6 +263,10 @@ class AdapterHost(Protocol):
     async def adapter_alert(self, venue: str, severity: str, title: str, body: str) -> None:
         """Publish an ``Alert``."""
 
+    async def adapter_resolved(self, venue: str, resolved: MarketResolved) -> None:
+        """Publish a prediction market's resolution the adapter learnt (e.g. a settled position), durably on
+        ``pm.resolved.<venue>`` (its id derives from venue and market, so repeats are dropped)."""
+
 
 class CollectingHost:
     """A host for an adapter used on its own (tools, unit tests): keeps what it is told."""
@@ -272,6 +277,7 @@ class CollectingHost:
         self.saves = 0
         self.statuses: list[tuple[bool, str]] = []
         self.alerts: list[tuple[str, str, str]] = []
+        self.resolutions: list[MarketResolved] = []
 
     @property
     def lock(self) -> asyncio.Lock:
@@ -289,6 +295,9 @@ class CollectingHost:
 
     async def adapter_alert(self, venue: str, severity: str, title: str, body: str) -> None:
         self.alerts.append((severity, title, body))
+
+    async def adapter_resolved(self, venue: str, resolved: MarketResolved) -> None:
+        self.resolutions.append(resolved)
 
 
 class ReconcilerLike(Protocol):

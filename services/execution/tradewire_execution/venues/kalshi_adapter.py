@@ -43,8 +43,8 @@ buying NO while holding YES closes YES): :meth:`venue_balances` reports it per t
 YES minus NO with it.
 Each polling round also reads ``/portfolio/settlements``: a settled market the account held becomes
 ``MarketResolved`` (YES pays 1 and NO 0 on ``yes``, the reverse on ``no``, ``value``/100 for a scalar), handed to
-the host's ``adapter_resolved`` when it has one, else published as an ``info`` alert (the framework has no path
-for non-order events yet); the adapter keeps them in :attr:`KalshiAdapter.resolutions`.
+the host's ``adapter_resolved`` (the execution service publishes it on ``pm.resolved.<venue>``, where the ledger
+settles it); the adapter keeps them in :attr:`KalshiAdapter.resolutions`.
 """
 
 from __future__ import annotations
@@ -478,13 +478,7 @@ class KalshiAdapter(LiveVenueAdapter):
 
     async def publish_resolution(self, resolved: MarketResolved) -> None:
         self.resolutions.append(resolved)
-        hook = getattr(self.host, "adapter_resolved", None)
-        if hook is not None:
-            await hook(self.name, resolved)
-            return
-        await self.host.adapter_alert(
-            self.name, "info", f"Kalshi market {resolved.market_id} resolved {resolved.resolution}",
-            msgspec.json.encode(resolved).decode())
+        await self.host.adapter_resolved(self.name, resolved)
 
 
 def build(venue: Any, config: Any) -> KalshiAdapter:
