@@ -177,8 +177,9 @@ def role_permissions(role: str) -> Permissions:
                         [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_RESOLUTIONS])
     if role == "ledger":
         consumed = [c for spec in subjects.STREAMS for c in _consume(spec.name)]
+        # bars, quotes and books mark positions and move the snapshot watermark
         return _service(role, [subjects.PORTFOLIO_SNAPSHOT, subjects.ALL_ALERTS, *consumed],
-                        [subjects.ALL_BARS, subjects.PORTFOLIO_REQUEST])
+                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.PORTFOLIO_REQUEST])
     if role == "notifier":
         # durable consumers of alerts, strategy order events and the trading state; its own price
         # alerts on alert.*; its rules in the KV bucket; market data and snapshots as core subscriptions

@@ -4,8 +4,26 @@ Every message is written (SQLite WAL or PostgreSQL) before its JetStream deliver
 acknowledged, and recording is idempotent: a redelivered message or a repeated trade id changes
 nothing. The portfolio is rebuilt from the stored fills at start.
 
-Snapshots carry an ``as_of`` watermark: the minimum of the last bar marked and, for every paper or
-live venue of a marked instrument, the execution watermark (every fill up to that time applied).
+Snapshots carry an ``as_of`` watermark: the minimum of the latest market data marked (bars, and quotes
+and books) and, for every paper or live venue of a bar-marked instrument, the execution watermark (every
+fill up to that time applied).
+
+**Quotes and books** (core subscriptions to ``md.quote.>`` and ``md.book.>``): a live pipeline without bars
+(a prediction feed publishes books, quotes and trades) still advances the watermark, so risk finds a snapshot
+covering a signal's time. A ``Quote`` marks its instrument at the mid ``(bid + ask) / 2``, a ``BookSnapshot``
+at the mid of its top (not while a side is empty or crossed), a ``BookDelta`` marks nothing; each moves the
+market-data watermark to its event time. The mid, not the bid for longs: a position is valued where it
+trades between both sides (a fresh long marked at the bid would show half the spread as a loss at once),
+like a bar's close. Venues seen only in quotes or books send no execution watermarks (execution sends them
+after bars), so they do not hold the watermark back; a venue with bars still does.
+
+Quotes do not publish a snapshot each (a busy stream would write an equity row per quote): the watermark
+advances in memory and a snapshot goes out when (a) it moved :data:`QUOTE_SNAPSHOT_EVERY_NS` of event time
+past the last published ``as_of``, or (b) a recorded ``Signal`` (``sig.*``) has an event time the published
+snapshots do not cover yet and the watermark does (at once if it already does, else with the market data
+that moves it there): exactly what risk waits for. Both rules depend only on the sequence of messages (event
+times), never on wall-clock timers, so a lockstep replay publishes the same snapshots every time; bars,
+execution watermarks, fills, reversals and resolutions still publish at once.
 
 Prediction markets:
 
@@ -42,12 +60,16 @@ from tradewire_common.metrics_orders import OrderReconciler, TickToOrder
 from tradewire_common.metrics_portfolio import PortfolioMetrics
 from tradewire_common.schemas import (
     Bar,
+    BookDelta,
+    BookSnapshot,
     ExecutionWatermark,
     FillReversed,
     MarketResolved,
     OrderFilled,
+    Quote,
     ReplayCompleted,
     ReplayStarted,
+    Signal,
     SubmitOrder,
 )
 from tradewire_common.service import Service
@@ -72,6 +94,8 @@ DURABLE_SUBJECTS: tuple[tuple[str, str], ...] = (
     (subjects.ALL_GOVERNANCE, "ledger-governance"),
     (subjects.ALL_RESOLUTIONS, "ledger-resolutions"),
 )
+#: Event time the watermark must move, on quotes and books alone, before they publish a snapshot (rule (a)).
+QUOTE_SNAPSHOT_EVERY_NS = 1_000_000_000
 
 
 class LedgerService(Service):
@@ -87,6 +111,10 @@ class LedgerService(Service):
         self.portfolio = Portfolio(lc.account, lc.starting_cash, lc.currency)
         self.executing_venues = {v.name for v in config.execution.venues}
         self.bar_watermark = 0
+        #: event time of the latest quote or book seen
+        self.quote_watermark = 0
+        #: event time of the latest signal recorded: a snapshot must cover it (rule (b))
+        self.signal_watermark = 0
         self.exec_watermarks: dict[str, int] = {}
         self.marked_venues: set[str] = set()
         self.first_fill_wall_s: float | None = None
@@ -137,6 +165,8 @@ class LedgerService(Service):
         log.info("ledger open: %d fills and %d settlements replayed into the portfolio", len(journal.fills),
                  len(journal.settlements))
         await self.bus.subscribe(subjects.ALL_BARS, self.on_bar)
+        await self.bus.subscribe(subjects.ALL_QUOTES, self.on_quote)
+        await self.bus.subscribe(subjects.ALL_BOOKS, self.on_quote)
         await self.bus.serve(subjects.PORTFOLIO_REQUEST, self.answer_portfolio)
         for subject, durable in DURABLE_SUBJECTS:
             await self.bus.subscribe(subject, self.on_record, durable=durable)
@@ -188,6 +218,9 @@ class LedgerService(Service):
         else:
             new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
+        if isinstance(message, Signal) and message.ts_event > self.signal_watermark:
+            self.signal_watermark = message.ts_event
+            await self.publish_snapshot_if_advanced(throttled=True)
         if new:
             self.reconciler.observe(message)
             if isinstance(message, SubmitOrder):
@@ -250,18 +283,39 @@ class LedgerService(Service):
             self.marked_venues.add(venue)
         await self.publish_snapshot_if_advanced()
 
+    async def on_quote(self, envelope: Envelope) -> None:
+        """A quote or book: marks at the mid, moves the watermark (see the module docstring)."""
+        message = envelope.message
+        if isinstance(message, Quote):
+            self.portfolio.mark(message.instrument_id, (message.bid + message.ask) / 2, message.ts_event)
+        elif isinstance(message, BookSnapshot):
+            if message.bids and message.asks and message.bids[0].price <= message.asks[0].price:
+                mid = (message.bids[0].price + message.asks[0].price) / 2
+                self.portfolio.mark(message.instrument_id, mid, message.ts_event)
+        elif not isinstance(message, BookDelta):
+            return
+        if message.ts_event > self.quote_watermark:
+            self.quote_watermark = message.ts_event
+            await self.publish_snapshot_if_advanced(throttled=True)
+
     def watermark(self) -> int:
-        marks = [self.bar_watermark]
+        marks = [max(self.bar_watermark, self.quote_watermark)]
         marks += [self.exec_watermarks.get(v, 0) for v in self.marked_venues]
         return min(marks)
 
-    async def publish_snapshot_if_advanced(self) -> None:
+    async def publish_snapshot_if_advanced(self, *, throttled: bool = False) -> None:
+        """Advance ``as_of`` to the watermark and publish a snapshot if it moved; ``throttled`` (quotes, books,
+        signals): only by the rules (a) and (b) of the module docstring."""
         wm = self.watermark()
         if wm > self.portfolio.as_of:
             self.portfolio.advance(wm)
+        as_of, published = self.portfolio.as_of, self._published_as_of
         # compared with what was published, not with as_of alone: if storing or publishing the
         # snapshot failed, the retried message must still get it out (risk waits for it)
-        if self.portfolio.as_of > self._published_as_of:
+        if as_of <= published:
+            return
+        if (not throttled or as_of >= published + QUOTE_SNAPSHOT_EVERY_NS
+                or published < self.signal_watermark <= as_of):
             await self.publish_snapshot()
 
     async def publish_snapshot(self) -> None:
