@@ -70,6 +70,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.bench.gbm import gbm_bars  # noqa: E402
+from tests.support.data_files import bar_files  # noqa: E402
 from tradewire_backtest.arrays import BarArrays  # noqa: E402
 from tradewire_backtest.vector import run_vector, warm_up  # noqa: E402
 
@@ -356,9 +357,8 @@ def measure(engine: Engine, bars: BarArrays, runs: int) -> Row:
 
 def datasets(sizes: list[int], *, files: bool = True) -> list[tuple[str, BarArrays]]:
     out: list[tuple[str, BarArrays]] = []
-    for path in sorted((ROOT / "data").rglob("*")) if files else []:
-        if path.is_file() and path.suffix.lower() in (".csv", ".json", ".feather", ".parquet"):
-            out.append((str(path.relative_to(ROOT / "data")), BarArrays.from_file(path)))
+    for path in bar_files() if files else []:
+        out.append((str(path.relative_to(ROOT / "data")), BarArrays.from_file(path)))
     for n in sizes:
         out.append((f"gbm {n:,} x 1m (seed {GBM_SEED})", gbm_bars(n, seed=GBM_SEED, decimals=None)))
     return out

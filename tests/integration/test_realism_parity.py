@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.data_files import bar_files
 from tradewire_backtest.arrays import BarArrays
 from tradewire_backtest.config import BacktestSpec, build_config
 from tradewire_backtest.event import run_event
 from tradewire_backtest.vector import run_vector
 
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = sorted(p for p in (REPO / "data").rglob("*") if p.suffix in (".csv", ".json", ".feather", ".parquet"))
+DATASETS = bar_files()
 #: Bars per dataset: enough for dozens of trades, few enough to keep event mode quick.
 LIMIT = 4000
 

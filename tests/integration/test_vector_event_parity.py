@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.data_files import bar_files
 from tradewire_backtest.arrays import BarArrays
 from tradewire_backtest.config import BacktestSpec, build_config
 from tradewire_backtest.event import run_event
 from tradewire_backtest.vector import run_vector
 
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = sorted(p for p in (REPO / "data").rglob("*") if p.suffix in (".csv", ".json", ".feather", ".parquet"))
+DATASETS = bar_files()
 CASES = [(path, strategy) for path in DATASETS for strategy in ("sma_cross", "rsi_reversion", "breakout")]
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.data_files import bar_files
 from tradewire_backtest.arrays import LIMIT, MAX_SCALE, BarArrays, fixed_scale, rsi_factor, to_fixed
 from tradewire_datafeed.readers import read_bar_file, to_bars
 
@@ -64,13 +65,7 @@ def test_rsi_factor_covers_the_threshold_denominators() -> None:
     assert 5 * factor >= 100 * 10
 
 
-def _bar_files() -> list[Path]:
-    """Every shipped bar file (``data/prediction`` also holds recorded market answers and resolutions)."""
-    return sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix != ".md"
-                  and not (p.relative_to(DATA).parts[0] == "prediction" and p.suffix == ".json"))
-
-
-@pytest.mark.parametrize("path", _bar_files(),
+@pytest.mark.parametrize("path", bar_files(),
                          ids=lambda p: p.name)
 def test_fixed_point_is_exact_for_the_data_files(path: Path) -> None:
     """Every close with at most log10(scale) decimals converts to exactly its decimal value."""

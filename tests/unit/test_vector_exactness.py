@@ -20,20 +20,21 @@ import numpy as np
 import pytest
 
 from tests.bench.gbm import gbm_bars
+from tests.support.data_files import bar_files, non_bar_files
 from tradewire_backtest import kernels
 from tradewire_backtest.arrays import BarArrays, rsi_factor, to_fixed
 from tradewire_backtest.vector import run_vector
 from tradewire_datafeed.readers import read_bar_file
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-FILES = sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".json", ".feather"))
+FILES = bar_files()
 SMA_PARAMS = [(10, 30), (5, 20), (1, 2)]
 RSI_PARAMS = [(14, 30.0, 70.0), (5, 33.3, 66.7)]
 BREAKOUT_WINDOWS = [20, 3]
 
 
 def test_every_data_file_is_covered() -> None:
-    others = [p for p in DATA.rglob("*") if p.is_file() and p.suffix.lower() != ".md" and p not in FILES]
+    others = non_bar_files()
     assert FILES and not others, f"bar files the exactness tests do not read: {others}"
 
 

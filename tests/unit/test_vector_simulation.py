@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.bench.gbm import gbm_bars
+from tests.support.data_files import bar_files
 from tradewire_backtest import kernels
 from tradewire_backtest.arrays import BarArrays, rsi_factor, to_fixed
 from tradewire_backtest.event import Trade
@@ -250,7 +251,7 @@ def test_simulation_equals_fraction_reference_on_demo_data(
     assert_matches(result, expected)
 
 
-@pytest.mark.parametrize("path", sorted(p for p in DATA.rglob("*") if p.is_file() and p.suffix != ".md"),
+@pytest.mark.parametrize("path", bar_files(),
                          ids=lambda p: p.name)
 def test_sma_cross_equals_fraction_reference_on_every_file(path: Path) -> None:
     """Every bar file, SMA(10, 30) long-only at the close and long-short at the next open."""
