@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.kalshi_fake import KalshiFake, kalshi_fake, new_key_pair
+from tests.fakes.manifold_fake import API_KEY as MF_API_KEY
+from tests.fakes.manifold_fake import ManifoldFake, manifold_fake
 from tests.fakes.polymarket import WALLET_KEY, PolymarketFake, polymarket_fake
 from tests.support.inproc import InProcessStack
 from tests.support.nats_server import NatsServer
@@ -329,3 +331,102 @@ async def test_kalshi_edge_to_settlement_with_a_yes_no_cross(
     assert [p for p in positions if p["instrument_id"] == yes] == []
     (resolved,) = {m.id: m for m in run.of(MarketResolved)}.values()
     assert resolved.market_id == KA_TICKER and resolved.resolution == "YES"
+
+
+# -- Manifold --------------------------------------------------------------------------------------------------
+
+MF = "MANIFOLD"
+MF_MARKET = "lifeCycleMarket00001"
+MF_OTHER = "someoneElseUserId0001"
+MF_LIQUIDITY = 100.0
+
+
+@pytest.fixture
+def mf_fake() -> Iterator[ManifoldFake]:
+    with manifold_fake() as venue:
+        venue.add_market(MF_MARKET, "Will the life cycle close the loop?", prob=0.5, liquidity=MF_LIQUIDITY)
+        venue.add_market("otherMarket000000001", "Will something else happen?", prob=0.3)
+        yield venue
+
+
+def pool_at(q: float) -> tuple[float, float]:
+    """The fake's cpmm pool (p = 0.5, YES * NO = L²) at probability ``q``: ``(YES, NO)``."""
+    return MF_LIQUIDITY * math.sqrt((1 - q) / q), MF_LIQUIDITY * math.sqrt(q / (1 - q))
+
+
+def pool_shares(q0: float, q1: float) -> tuple[float, float]:
+    """Mana spent and YES shares bought moving the pool from ``q0`` up to ``q1``: ``(spend, shares)``."""
+    (y0, n0), (y1, n1) = pool_at(q0), pool_at(q1)
+    return n1 - n0, y0 + (n1 - n0) - y1
+
+
+async def test_manifold_edge_to_settlement_pool_then_matched_limit_bet(
+    mf_fake: ManifoldFake, fresh_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRADEWIRE_MANIFOLD_API_KEY", MF_API_KEY)
+    data = venue_data(PredictionFeedConfig(venue=MF, adapter="manifold", markets=("search",),
+                                           url_override=mf_fake.url))
+    try:
+        (market,) = await data.search_markets("life cycle")
+    finally:
+        await data.close()
+    assert market.market_id == MF_MARKET
+    outcomes = {o.label.upper(): o.instrument_id for o in market.outcomes}
+    yes, no = outcomes["YES"], outcomes["NO"]
+    assert (yes, no) == (f"{MF_MARKET}-YES.{MF}", f"{MF_MARKET}-NO.{MF}")
+    config = config_for(
+        tmp_path,
+        venue={"name": MF, "adapter": "manifold", "mode": "sandbox", "symbols": [f"{MF_MARKET}-YES", f"{MF_MARKET}-NO"],
+               "url_override": mf_fake.url, "poll_interval_s": 0.1, "reconcile_interval_s": 0},
+        feed={"venue": MF, "adapter": "manifold", "markets": [MF_MARKET], "url_override": mf_fake.url,
+              "poll_interval_s": 0.2},
+        yes=yes, no=no, market=MF_MARKET, tick="0.01", probability=0.7)
+    # the synthetic book of the pool at 0.50: about 4 shares a cent; 10 contracts take 0.51, 0.52 and part of 0.53
+    slices = [pool_shares(q / 100 - 0.01, q / 100)[1] for q in (51, 52)]
+    average = (slices[0] * 0.51 + slices[1] * 0.52 + (10 - sum(slices)) * 0.53) / 10
+    assert 0.51 < average < 0.52  # the signal's price: up to the 0.01 grid, 0.52; the order's limit 0.53
+    expected = kelly_contracts("0.7", "0.52")
+    assert expected == 360  # (0.7 - 0.52) / 0.48 / 2 = 0.1875 of 1000, at 0.52 a contract
+
+    async with started(config, fresh_nats.url) as run:
+        await run.until(lambda: run.of(SubmitOrder) or run.of(OrderDenied), what="risk's decision")
+        assert not run.of(OrderDenied), [(d.reason_code, d.reason) for d in run.of(OrderDenied)]
+        (signal,) = run.of(Signal)
+        (order,) = run.of(SubmitOrder)
+        assert (signal.instrument_id, signal.price, signal.win_probability) == (yes, D("0.52"), 0.7)
+        assert (order.instrument_id, order.side, order.limit_price, order.quantity) == (
+            yes, Side.BUY, D("0.53"), D(expected))
+
+        # the limit bet (360 * 0.53 = 190.8 mana at limitProb 0.53) buys from the pool up to 0.53, the rest rests
+        (bet,) = mf_fake.bets_posted()
+        assert (bet["outcome"], bet["limitProb"], D(str(bet["amount"]))) == ("YES", 0.53, D("190.8"))
+        await run.until(lambda: len(run.of(OrderFilled)) == 1, what="the pool's fill")
+        # another trader's NO limit bet at 0.53 takes the resting rest (a YES/NO match at the bet's price)
+        await asyncio.to_thread(mf_fake.place, MF_OTHER, MF_MARKET, "NO", 200.0, 0.53)
+        await run.until(lambda: len(run.of(OrderFilled)) == 2, what="the matched fill")
+        first, second = run.of(OrderFilled)
+        spend, pool_bought = pool_shares(0.50, 0.53)
+        matched = (190.8 - spend) / 0.53
+        assert (first.instrument_id, first.side, first.partial, second.side, second.partial) == (
+            yes, Side.BUY, True, Side.BUY, False)
+        assert abs(float(first.last_qty) - pool_bought) < 1e-6 and abs(float(second.last_qty) - matched) < 1e-6
+        assert abs(float(first.last_px) - spend / pool_bought) < 1e-9 and second.last_px == D("0.53")
+        held = first.last_qty + second.last_qty
+        await run.until(lambda: _position(run, yes, held), what="the shares held in the ledger")
+
+        await asyncio.to_thread(mf_fake.resolve, MF_MARKET, "YES")
+        row = await settled_position(run, yes)
+        summary = await run.ledger("/v1/summary")
+        positions = (await run.ledger("/v1/positions"))["positions"]
+
+    # the bet's shares exceed the 360 ordered: the pool sold the first ones below the limit
+    assert held > expected and abs(float(held) - (pool_bought + matched)) < 1e-6
+    cost = first.last_qty * first.last_px + second.last_qty * second.last_px
+    assert abs(cost - D("190.8")) < D("1e-6")  # exactly the mana the bet spent
+    assert D(row["quantity"]) == held and D(row["payout"]) == 1
+    assert D(summary["cash"]) == STARTING_CASH - cost + held
+    assert D(summary["realized_pnl"]) == held - cost
+    assert abs(D(summary["realized_pnl"]) - D(repr(pool_bought + matched - 190.8))) < D("1e-6")
+    assert [p for p in positions if p["instrument_id"] == yes] == []
+    (resolved,) = {m.id: m for m in run.of(MarketResolved)}.values()
+    assert resolved.market_id == MF_MARKET and resolved.resolution == "YES"
