@@ -268,9 +268,13 @@ def kalshi_fee(contracts: int, price: str) -> Decimal:
     return D(math.ceil(cents)) / 100
 
 
-async def test_kalshi_edge_to_settlement_with_a_yes_no_cross(
-    ka_fake: KalshiFake, fresh_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("bought", ["yes", "no"])
+async def test_kalshi_edge_to_settlement_crossing_the_other_outcome(
+    ka_fake: KalshiFake, fresh_nats: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bought: str,
 ) -> None:
+    """The edge is on ``bought`` (model p 0.6 for it): taker fill against the other outcome's bid, the rest
+    rests as a bid of ``bought`` until a buyer of the other outcome crosses it; ``bought`` wins."""
+    other = "no" if bought == "yes" else "yes"
     monkeypatch.setenv("TRADEWIRE_KALSHI_API_KEY", KA_KEY_ID)
     monkeypatch.setenv("TRADEWIRE_KALSHI_API_SECRET", KA_PRIVATE)
     data = venue_data(PredictionFeedConfig(venue=KA, adapter="kalshi", markets=("search",),
@@ -283,16 +287,17 @@ async def test_kalshi_edge_to_settlement_with_a_yes_no_cross(
     outcomes = {o.label.upper(): o.instrument_id for o in market.outcomes}
     yes, no = outcomes["YES"], outcomes["NO"]
     assert (yes, no) == (f"{KA_TICKER}-YES.{KA}", f"{KA_TICKER}-NO.{KA}")
+    target = yes if bought == "yes" else no
     config = config_for(
         tmp_path,
         venue={"name": KA, "adapter": "kalshi", "mode": "sandbox", "symbols": [KA_TICKER],
                "url_override": ka_fake.server.url, "poll_interval_s": 0.1, "reconcile_interval_s": 0},
         feed={"venue": KA, "adapter": "kalshi", "markets": [KA_TICKER], "url_override": ka_fake.server.url,
               "poll_interval_s": 0.2},
-        yes=yes, no=no, market=KA_TICKER, tick="0.01", probability=0.6)
-    # Kalshi's single book: a NO bid of 100 at 0.60 is a YES ask at 0.40; a YES bid at 0.35
-    await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, "no", "buy", "0.60", "100")
-    await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, "yes", "buy", "0.35", "50")
+        yes=yes, no=no, market=KA_TICKER, tick="0.01", probability=0.6 if bought == "yes" else 0.4)
+    # Kalshi's single book: a bid of 100 at 0.60 for the other outcome is an ask of ours at 0.40; our bid at 0.35
+    await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, other, "buy", "0.60", "100")
+    await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, bought, "buy", "0.35", "50")
     expected = kelly_contracts("0.6", "0.40")
     assert expected == 416
 
@@ -303,24 +308,24 @@ async def test_kalshi_edge_to_settlement_with_a_yes_no_cross(
         (order,) = run.of(SubmitOrder)
         # 10 contracts at 0.40 pay Kalshi's fee 0.17: edge 0.6 - 0.40 - 0.017 = 0.183
         assert "fee 0.017" in signal.reason
-        assert (signal.instrument_id, signal.price, signal.win_probability) == (yes, D("0.40"), 0.6)
+        assert (signal.instrument_id, signal.price, signal.win_probability) == (target, D("0.40"), 0.6)
         assert (order.instrument_id, order.side, order.limit_price, order.quantity) == (
-            yes, Side.BUY, D("0.40"), D(expected))
+            target, Side.BUY, D("0.40"), D(expected))
 
-        # partly filled at once (taker: 100 against the NO bid), the rest rests as a YES bid at 0.40 ...
+        # partly filled at once (taker: 100 against the other outcome's bid), the rest rests as our bid at 0.40 ...
         await run.until(lambda: len(run.of(OrderFilled)) == 1, what="the first fill")
-        # ... until a NO buyer at 0.60 crosses it (we are the maker: no fee)
-        await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, "no", "buy", "0.60", str(expected - 100))
+        # ... until a buyer of the other outcome at 0.60 crosses it (we are the maker: no fee)
+        await asyncio.to_thread(ka_fake.counterparty, KA_TICKER, other, "buy", "0.60", str(expected - 100))
         await run.until(lambda: len(run.of(OrderFilled)) == 2, what="the second fill")
         first, second = run.of(OrderFilled)
         assert [(f.instrument_id, f.side, f.last_qty, f.last_px, f.partial, f.provisional)
-                for f in (first, second)] == [(yes, Side.BUY, D(100), D("0.40"), True, False),
-                                              (yes, Side.BUY, D(expected - 100), D("0.40"), False, False)]
+                for f in (first, second)] == [(target, Side.BUY, D(100), D("0.40"), True, False),
+                                              (target, Side.BUY, D(expected - 100), D("0.40"), False, False)]
         assert (first.fee, second.fee) == (kalshi_fee(100, "0.40"), 0) == (D("1.68"), 0)
-        await run.until(lambda: _position(run, yes, D(expected)), what=f"{expected} held in the ledger")
+        await run.until(lambda: _position(run, target, D(expected)), what=f"{expected} held in the ledger")
 
-        await asyncio.to_thread(ka_fake.settle, KA_TICKER, "yes")
-        row = await settled_position(run, yes)
+        await asyncio.to_thread(ka_fake.settle, KA_TICKER, bought)
+        row = await settled_position(run, target)
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
@@ -328,9 +333,9 @@ async def test_kalshi_edge_to_settlement_with_a_yes_no_cross(
     assert D(row["quantity"]) == expected and D(row["payout"]) == 1
     assert D(summary["cash"]) == STARTING_CASH - cost - fee + expected == D("1247.92")
     assert D(summary["realized_pnl"]) == expected - cost - fee == D("247.92")
-    assert [p for p in positions if p["instrument_id"] == yes] == []
+    assert [p for p in positions if p["instrument_id"] in (yes, no)] == []
     (resolved,) = {m.id: m for m in run.of(MarketResolved)}.values()
-    assert resolved.market_id == KA_TICKER and resolved.resolution == "YES"
+    assert resolved.market_id == KA_TICKER and resolved.resolution == bought.upper()
 
 
 # -- Manifold --------------------------------------------------------------------------------------------------
