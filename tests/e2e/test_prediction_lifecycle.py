@@ -227,6 +227,7 @@ async def test_polymarket_edge_to_settlement_with_provisional_fills(
         # YES wins: the feed (or execution) publishes the resolution, the ledger settles at 1
         pm_fake.resolve(PM_CONDITION, "1")
         row = await settled_position(run, yes)
+        await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
@@ -326,6 +327,7 @@ async def test_kalshi_edge_to_settlement_crossing_the_other_outcome(
 
         await asyncio.to_thread(ka_fake.settle, KA_TICKER, bought)
         row = await settled_position(run, target)
+        await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
@@ -403,6 +405,7 @@ async def test_manifold_edge_to_settlement_pool_then_matched_limit_bet(
             yes, Side.BUY, D("0.53"), D(expected))
 
         # the limit bet (360 * 0.53 = 190.8 mana at limitProb 0.53) buys from the pool up to 0.53, the rest rests
+        await run.until(mf_fake.bets_posted, what="the bet at Manifold")
         (bet,) = mf_fake.bets_posted()
         assert (bet["outcome"], bet["limitProb"], D(str(bet["amount"]))) == ("YES", 0.53, D("190.8"))
         await run.until(lambda: len(run.of(OrderFilled)) == 1, what="the pool's fill")
@@ -421,6 +424,7 @@ async def test_manifold_edge_to_settlement_pool_then_matched_limit_bet(
 
         await asyncio.to_thread(mf_fake.resolve, MF_MARKET, "YES")
         row = await settled_position(run, yes)
+        await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
