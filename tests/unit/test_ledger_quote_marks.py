@@ -15,6 +15,7 @@ from tradewire_common import subjects
 from tradewire_common.bus import Envelope, MemoryBroker, MemoryBus
 from tradewire_common.config import Config, LedgerConfig
 from tradewire_common.ids import derive_id, split_instrument_id
+from tradewire_common.nats_auth import role_permissions
 from tradewire_common.schemas import (
     Bar,
     BookDelta,
@@ -148,6 +149,19 @@ async def test_a_signal_recorded_before_its_quote_is_covered_when_the_quote_arri
     assert ledger.as_of == [T0, T0 + 300 * MS]
 
 
+async def test_an_older_signal_is_covered_even_while_a_newer_one_waits_for_its_market_data(ledger: Ledger) -> None:
+    await ledger.send(quote("0.40", "0.44", T0), quote("0.41", "0.44", T0 + 300 * MS))
+    await ledger.send(signal(T0 + 600 * MS))  # its quote has not reached the ledger yet
+    assert ledger.as_of == [T0]
+    await ledger.send(signal(T0 + 300 * MS))  # another instrument's, whose market data is in
+    assert ledger.as_of == [T0, T0 + 300 * MS]
+    await ledger.send(quote("0.42", "0.44", T0 + 600 * MS))
+    assert ledger.as_of == [T0, T0 + 300 * MS, T0 + 600 * MS]
+    assert ledger.service.uncovered_signals == [T0 + 600 * MS]  # popped once a later snapshot covers it
+    await ledger.send(quote("0.43", "0.44", T0 + 700 * MS))
+    assert ledger.as_of == [T0, T0 + 300 * MS, T0 + 600 * MS] and ledger.service.uncovered_signals == []
+
+
 async def test_books_mark_at_the_top_mid_and_deltas_and_one_sided_books_move_only_the_watermark(
         ledger: Ledger) -> None:
     await ledger.send(bought("10", "0.30", T0))
@@ -189,3 +203,12 @@ async def test_the_same_messages_publish_the_same_snapshots(tmp_path: Path) -> N
         runs.append([s.id for s in led.snapshots])
     # T0, the fill, 1.05 s and 2.1 s (rule a), the signal at 2.5 s with the watermark at 2.73 s (rule b)
     assert runs[0] == runs[1] and len(runs[0]) == 5
+
+
+def test_the_ledgers_nats_user_may_subscribe_to_quotes_and_books() -> None:
+    ledger = role_permissions("ledger")
+    symbol = "KXRAIN-25NOV-YES"
+    assert ledger.may_subscribe(subjects.ALL_QUOTES) and ledger.may_subscribe(subjects.ALL_BOOKS)
+    assert ledger.may_subscribe(subjects.quote("KALSHI", symbol))
+    assert ledger.may_subscribe(subjects.book("KALSHI", symbol))
+    assert not ledger.may_subscribe(subjects.trade("KALSHI", symbol))  # trades do not mark

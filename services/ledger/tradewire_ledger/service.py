@@ -21,9 +21,10 @@ Quotes do not publish a snapshot each (a busy stream would write an equity row p
 advances in memory and a snapshot goes out when (a) it moved :data:`QUOTE_SNAPSHOT_EVERY_NS` of event time
 past the last published ``as_of``, or (b) a recorded ``Signal`` (``sig.*``) has an event time the published
 snapshots do not cover yet and the watermark does (at once if it already does, else with the market data
-that moves it there): exactly what risk waits for. Both rules depend only on the sequence of messages (event
-times), never on wall-clock timers, so a lockstep replay publishes the same snapshots every time; bars,
-execution watermarks, fills, reversals and resolutions still publish at once.
+that moves it there; every such signal counts, not only the latest): exactly what risk waits for. Both rules
+depend only on the sequence of messages (event times), never on wall-clock timers, so a lockstep replay
+publishes the same snapshots every time; bars, execution watermarks, fills, reversals and resolutions still
+publish at once.
 
 Prediction markets:
 
@@ -42,6 +43,7 @@ Prediction markets:
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -113,8 +115,8 @@ class LedgerService(Service):
         self.bar_watermark = 0
         #: event time of the latest quote or book seen
         self.quote_watermark = 0
-        #: event time of the latest signal recorded: a snapshot must cover it (rule (b))
-        self.signal_watermark = 0
+        #: event times of recorded signals no published snapshot covers yet, a min-heap (rule (b))
+        self.uncovered_signals: list[int] = []
         self.exec_watermarks: dict[str, int] = {}
         self.marked_venues: set[str] = set()
         self.first_fill_wall_s: float | None = None
@@ -218,8 +220,8 @@ class LedgerService(Service):
         else:
             new = await self._db(self.store.record, message, envelope.subject)
         (self.recorded if new else self.duplicates).labels(kind).inc()
-        if isinstance(message, Signal) and message.ts_event > self.signal_watermark:
-            self.signal_watermark = message.ts_event
+        if isinstance(message, Signal) and message.ts_event > self._published_as_of:
+            heapq.heappush(self.uncovered_signals, message.ts_event)
             await self.publish_snapshot_if_advanced(throttled=True)
         if new:
             self.reconciler.observe(message)
@@ -314,8 +316,10 @@ class LedgerService(Service):
         # snapshot failed, the retried message must still get it out (risk waits for it)
         if as_of <= published:
             return
-        if (not throttled or as_of >= published + QUOTE_SNAPSHOT_EVERY_NS
-                or published < self.signal_watermark <= as_of):
+        waiting = self.uncovered_signals
+        while waiting and waiting[0] <= published:
+            heapq.heappop(waiting)  # covered by a snapshot published since
+        if not throttled or as_of >= published + QUOTE_SNAPSHOT_EVERY_NS or (waiting and waiting[0] <= as_of):
             await self.publish_snapshot()
 
     async def publish_snapshot(self) -> None:
