@@ -127,6 +127,21 @@ class started:
         await self.probe.close()
 
 
+async def feed_published(run: Run, venue: str, market: str) -> dict[str, int]:
+    """The prediction feed's counts of what it published; waits until it has published the market's resolution
+    (execution's adapter may have announced it first: the broker keeps one, by its id)."""
+    async def status() -> dict[str, Any]:
+        body: dict[str, Any] = (await run.stack.get("datafeed", "/v1/replay")).json()["prediction"][venue]
+        return body
+
+    async def resolved() -> bool:
+        return market in (await status())["resolved"]
+
+    await run.until(resolved, what=f"the feed's resolution of {market}")
+    published: dict[str, int] = (await status())["published"]
+    return published
+
+
 async def settled_position(run: Run, instrument: str) -> dict[str, Any]:
     """Waits for the ledger's settlement of ``instrument``; its row."""
     async def settlements() -> list[dict[str, Any]]:
@@ -228,6 +243,8 @@ async def test_polymarket_edge_to_settlement_with_provisional_fills(
         pm_fake.resolve(PM_CONDITION, "1")
         row = await settled_position(run, yes)
         await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
+        published = await feed_published(run, PM, PM_CONDITION)
+        assert published["books"] >= 2 and published["quotes"] >= 1 and published["resolutions"] >= 1
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
@@ -328,6 +345,8 @@ async def test_kalshi_edge_to_settlement_crossing_the_other_outcome(
         await asyncio.to_thread(ka_fake.settle, KA_TICKER, bought)
         row = await settled_position(run, target)
         await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
+        published = await feed_published(run, KA, KA_TICKER)
+        assert published["books"] >= 2 and published["quotes"] >= 1 and published["resolutions"] >= 1
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
@@ -425,6 +444,8 @@ async def test_manifold_edge_to_settlement_pool_then_matched_limit_bet(
         await asyncio.to_thread(mf_fake.resolve, MF_MARKET, "YES")
         row = await settled_position(run, yes)
         await run.until(lambda: run.of(MarketResolved), what="the resolution on the bus")
+        published = await feed_published(run, MF, MF_MARKET)
+        assert published["books"] >= 2 and published["quotes"] >= 1 and published["resolutions"] >= 1
         summary = await run.ledger("/v1/summary")
         positions = (await run.ledger("/v1/positions"))["positions"]
 
