@@ -158,3 +158,27 @@ async def test_live_feed_publishes_closed_bars_trades_and_quotes_then_falls_back
     finally:
         await stack.close()
         await probe.close()
+
+
+async def test_data_download_without_until_stops_before_the_bar_still_forming(
+    fake: FakeBinance, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``tradewire data download`` (the ``catalog`` group's alias) with no ``--until`` takes every closed bar."""
+    import argparse
+    import time
+
+    now_ms = time.time_ns() // 1_000_000
+    forming = now_ms // MINUTE_MS * MINUTE_MS
+    start = forming - 5 * MINUTE_MS
+    fake.klines["BTCUSDT"] = klines(6, start)  # five closed bars and the one forming now
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", "--root", str(tmp_path), "download", "--venue", "binance", "--symbol",
+                              "BTC/USDT", "--interval", "1m", "--since", str(start), "--url-override", fake.url])
+    assert await asyncio.to_thread(download, args, Catalog(tmp_path)) == 0, capsys.readouterr().err
+    forming_after = time.time_ns() // 1_000_000 // MINUTE_MS * MINUTE_MS
+    records = Catalog(tmp_path).read("BTCUSDT.BINANCE", "1m").records
+    opens = [r.ts_event // 1_000_000 for r in records]
+    # the bar forming at the start is excluded, unless its minute ended while the download ran
+    expected = [start + i * MINUTE_MS for i in range(6 if forming_after > forming else 5)]
+    assert opens == expected or (forming_after > forming and opens == expected[:5])

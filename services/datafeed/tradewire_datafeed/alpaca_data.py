@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -248,7 +249,8 @@ def cli_download(args: argparse.Namespace, catalog: Catalog) -> int:
 
     try:
         start_ns = TimestampParser().parse(args.since.strip())
-        end_ns = TimestampParser().parse(args.until.strip())
+        # no --until: up to now (Alpaca returns closed bars only)
+        end_ns = TimestampParser().parse(args.until.strip()) if args.until else time.time_ns()
         if start_ns >= end_ns:
             raise ValueError("--since must be before --until")
         start = datetime.fromtimestamp(start_ns / 1e9, UTC)

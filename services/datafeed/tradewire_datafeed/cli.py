@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from tradewire_datafeed.readers import BarFileError, read_bar_file
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("catalog", help="the Parquet bar catalog shared by replay and backtests")
+    p = sub.add_parser("catalog", aliases=["data"],
+                       help="the Parquet bar catalog shared by replay and backtests (alias: data)")
     p.add_argument("--root", type=Path, help="catalog directory (default $TRADEWIRE_CATALOG or var/catalog)")
     csub = p.add_subparsers(dest="catalog_command", required=True)
     imp = csub.add_parser("import", help="read a bar file (CSV/JSON/Feather/Parquet) into the catalog")
@@ -25,7 +27,8 @@ def register(sub: Any) -> None:
     dl.add_argument("--symbol", required=True, help="unified symbol, e.g. BTC/USDT")
     dl.add_argument("--interval", default="1m", help="a timeframe of the venue (default 1m)")
     dl.add_argument("--since", required=True, help="first bar's open time (ISO 8601, UTC; or epoch)")
-    dl.add_argument("--until", required=True, help="end (exclusive; ISO 8601, UTC; or epoch)")
+    dl.add_argument("--until", help="end (exclusive; ISO 8601, UTC; or epoch); default: the start of the bar "
+                                    "now forming (only closed bars)")
     dl.add_argument("--venue-name", default="", help="venue in the instrument id (default: the id in upper case)")
     dl.add_argument("--sandbox", action="store_true", help="the venue's testnet")
     dl.add_argument("--url-override", default="", help="base URL replacing every API host (a proxy)")
@@ -52,7 +55,14 @@ def download(args: argparse.Namespace, catalog: Catalog) -> int:
     from tradewire_datafeed.ccxt_feed import download_to_catalog
 
     try:
-        since, until = _epoch_ms(args.since), _epoch_ms(args.until)
+        since = _epoch_ms(args.since)
+        if args.until:
+            until = _epoch_ms(args.until)
+        else:
+            from tradewire_datafeed.ccxt_feed import interval_ms
+
+            step = interval_ms(args.interval)
+            until = time.time_ns() // 1_000_000 // step * step
         if since >= until:
             raise ValueError("--since must be before --until")
         entry, count = asyncio.run(download_to_catalog(
