@@ -396,3 +396,19 @@ async def test_coinbase_refuses_jwts_when_its_clock_is_beyond_the_two_minute_tok
         await v.close()
         await fake.stop()
     assert "/api/v3/brokerage/time" in fake.paths()  # it did read the venue's time
+
+
+async def test_kraken_calls_go_one_at_a_time_so_their_nonces_arrive_in_order() -> None:
+    fake = await FakeKraken().start()
+    kit = Kit("KRAKEN", "kraken", "/0/private/AddOrder", fake, Credentials(kraken_fake.API_KEY, kraken_fake.SECRET))
+    v = kit.adapter()
+    await v.start()
+    try:
+        fake.inject("/0/private/BalanceEx", "queued", delay_s=0.3)  # a poll held up in front of the create
+        results = await asyncio.gather(v.venue_balances(), v.submit(order(kit, "tw-seq-1"), 1),
+                                       v.venue_open_orders(), v.venue_balances())
+    finally:
+        await v.close()
+        await fake.stop()
+    assert [type(e) for e in results[1]] == [OrderAccepted]
+    assert "EAPI:Invalid nonce" not in fake.errors and len(kit.creates()) == 1

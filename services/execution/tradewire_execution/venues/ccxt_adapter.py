@@ -35,8 +35,8 @@
   JWT, Kraken ``ws-auth`` with a REST-issued token) are not exercised by the tests.
 * **Per exchange** (:data:`PROFILES`, one row per exchange id, no ``if`` on the id): ccxt options, the client
   order id and trigger parameters, time in force, GTD encoding, how an order is found by client order id and
-  how its fills are fetched. An exchange without a row gets :data:`DEFAULT_PROFILE` (GTC only, search of the
-  open and closed orders).
+  how its fills are fetched, one request at a time (Kraken: its nonces must arrive in order). An exchange without
+  a row gets :data:`DEFAULT_PROFILE` (GTC only, search of the open and closed orders).
 * **Numbers.** Quantities and prices are sent as decimal strings; ccxt returns floats, read back through
   ``str`` (the shortest text of the double, exact for the venue's decimal strings of up to 15 digits).
 """
@@ -44,6 +44,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -155,6 +156,9 @@ class ExchangeProfile:
     order_trades: bool = True
     #: Follow ccxt.pro ``watch_orders`` when ``has`` says so.
     watch_orders: bool = True
+    #: One request at a time: Kraken refuses a nonce lower than the key's last one (``EAPI:Invalid nonce``), so
+    #: a poll and a create sent together would make one of them fail and be sent again.
+    sequential: bool = False
     #: ccxt options of the client (beyond ``tradewire_common.urls.ccxt_config``).
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -173,7 +177,7 @@ PROFILES: Mapping[str, ExchangeProfile] = {
         time_in_force=frozenset({CAP_GTC, CAP_IOC, CAP_GTD}), post_only=True, trigger_param="stopLossPrice",
         gtd_params=lambda ns: {"timeInForce": "GTD", "expiretm": str(ns // 1_000_000_000)},
         client_id_of=_kraken_client_id, order_params=_kraken_deadline,
-        search_filters_by_client_id=True, order_trades=False, watch_orders=False),
+        search_filters_by_client_id=True, order_trades=False, watch_orders=False, sequential=True),
 }
 DEFAULT_PROFILE = ExchangeProfile()
 #: Options that keep ccxt's start-up to the spot markets, and its own retries off.
@@ -265,6 +269,7 @@ class CcxtVenue(LiveVenueAdapter):
                          in_flight_grace_s=in_flight_grace_s, poll_interval_s=poll_interval_s,
                          websocket=websocket and self.profile.watch_orders and bool(has.get("watchOrders")))
         self.markets_loaded = False
+        self._one_at_a_time = asyncio.Lock() if self.profile.sequential else None
         #: venue client order id -> ours (venues whose ids have another format, see ``client_id_of``)
         self._coid_by_venue_coid: dict[str, str] = {}
 
@@ -337,7 +342,8 @@ class CcxtVenue(LiveVenueAdapter):
     def _guarded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         async def call() -> Any:
             try:
-                return await fn(*args, **kwargs)
+                async with self._one_at_a_time or contextlib.nullcontext():
+                    return await fn(*args, **kwargs)
             except asyncio.CancelledError:
                 raise
             except ccxt_errors.BaseError as exc:
