@@ -81,6 +81,16 @@ async def _binance() -> AsyncIterator[Any]:
         await venue.stop()
 
 
+@contextlib.asynccontextmanager
+async def _started(factory: Callable[[], Any]) -> AsyncIterator[Any]:
+    """An asyncio fake (``start()``/``stop()``) made by ``factory``."""
+    venue = await factory().start()
+    try:
+        yield venue
+    finally:
+        await venue.stop()
+
+
 PM_CONDITION = "0xdd22472e552920b8438158ea7238bfadfa4f736aa4cee91a6b86c39ead110917"
 PM_YES = "21742633143463906290569050155826241533067272736897614950488156847949938836455"
 PM_NO = "48331043336612883890938759509493159234755048973500640148014422747788308965732"
@@ -102,7 +112,16 @@ def _threaded(factory: str) -> Callable[[], contextlib.AbstractAsyncContextManag
 
 
 def _cases() -> dict[str, VenueCase]:
-    from tests.fakes import alpaca_fake, binance, ibkr_fake, manifold_fake, polymarket, tradier_fake
+    from tests.fakes import (
+        alpaca_fake,
+        binance,
+        coinbase_fake,
+        ibkr_fake,
+        kraken_fake,
+        manifold_fake,
+        polymarket,
+        tradier_fake,
+    )
 
     def live(adapter: str, **kw: Any) -> Callable[[Any], dict[str, Any]]:
         return lambda fake: {"adapter": adapter, "mode": "sandbox", "url_override": fake.url,
@@ -113,6 +132,16 @@ def _cases() -> dict[str, VenueCase]:
             "BINANCE", _binance,
             lambda _f: {"TRADEWIRE_BINANCE_API_KEY": binance.API_KEY, "TRADEWIRE_BINANCE_API_SECRET": binance.SECRET},
             live("ccxt", exchange="binance", symbols=["BTC/USDT"]), "BTCUSDT", "0.01", "30000.00"),
+        "coinbase": VenueCase(
+            "COINBASE", lambda: _started(coinbase_fake.FakeCoinbase.with_new_key),
+            lambda f: {"TRADEWIRE_COINBASE_API_KEY": coinbase_fake.API_KEY,
+                       "TRADEWIRE_COINBASE_API_SECRET": f.private_pem},
+            live("ccxt", exchange="coinbase", symbols=["BTC/USD"]), "BTCUSD", "0.01", "30000.00"),
+        "kraken": VenueCase(
+            "KRAKEN", lambda: _started(kraken_fake.FakeKraken),
+            lambda _f: {"TRADEWIRE_KRAKEN_API_KEY": kraken_fake.API_KEY,
+                        "TRADEWIRE_KRAKEN_API_SECRET": kraken_fake.SECRET},
+            live("ccxt", exchange="kraken", symbols=["BTC/USD"]), "BTCUSD", "0.01", "30000.0"),
         "alpaca": VenueCase(
             "ALPACA", _threaded("tests.fakes.alpaca_fake:alpaca_fake"),
             lambda _f: {"TRADEWIRE_ALPACA_API_KEY": alpaca_fake.KEY_ID,
