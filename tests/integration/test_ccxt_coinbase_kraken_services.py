@@ -243,3 +243,23 @@ async def test_live_feed_polls_closed_bars_and_quotes_from_rest(venue: Venue, na
     finally:
         await stack.close()
         await probe.close()
+
+
+async def test_venues_markets_reads_precision_and_limits_without_credentials(venue: Venue) -> None:
+    from tradewire_execution.venues.ccxt_cli import spec_toml, venue_specs
+
+    config = config_from_dict({"execution": {"venues": [{
+        "name": venue.name, "adapter": "ccxt", "mode": "sandbox", "exchange": venue.exchange_id,
+        "symbols": ["BTC/USD", "ETH/USD"], "url_override": venue.fake.url}]}})
+    specs = await venue_specs(config.execution.venues[0])
+    assert [s.id for s in specs] == [f"BTCUSD.{venue.name}", f"ETHUSD.{venue.name}"]
+    text = spec_toml(specs[0])
+    if venue.exchange_id == "coinbase":  # base_increment, quote_increment, quote_min_size
+        assert 'price_tick = "0.01"' in text and 'min_notional = "1"' in text
+    else:  # lot_decimals, pair_decimals, ordermin, costmin
+        assert 'price_tick = "0.1"' in text and 'min_quantity = "0.0001"' in text and 'min_notional = "0.5"' in text
+    assert not any(r.path.startswith(("/0/private/", "/api/v3/brokerage/transaction_summary"))
+                   for r in venue.fake.requests)
+    no_override = msgspec.structs.replace(config.execution.venues[0], url_override="")
+    with pytest.raises(ValueError, match="no testnet in ccxt"):
+        await venue_specs(no_override)
