@@ -16,13 +16,21 @@ so risk buys ``equity_fraction * equity / (yes + no)`` contracts of *each* leg (
 quantity step) whatever its sizing mode. The pair is then held (targets are positions: a repeated signal
 finds the position at its target) until ``cooldown_s`` passes.
 
-**Leg risk, honestly.** The two orders are independent: one can fill and the other not (the book moved,
-the venue rejected it, risk clipped one leg to a position limit). The strategy does not see fills, so it
-cannot hedge or unwind a lone leg by itself. What limits the damage: both legs are limits at the computed
-prices (IOC by default), so neither pays more than the opportunity allowed and an unfilled leg does not
-rest at a stale price; both carry the same correlation id, so the ledger's fills (``/v1/fills``) show an
-unpaired leg as a correlation id with one filled instrument. A lone leg is an ordinary directional
-position in a binary contract until it resolves or someone closes it.
+Set ``contracts`` at least to the quantity risk will buy (``equity_fraction * equity / (yes + no)``): the
+prices, the limits and the profit are computed for ``contracts`` at depth; a larger order finds no more at
+its limit than the book had (an IOC fills part of it, maybe a different part on each venue).
+
+**Leg risk, honestly.** The two orders are independent: one can fill and the other not, or less (the book
+moved, the venue rejected it, risk clipped one leg to a position limit or denied it, or equity moved between
+the two decisions: each leg is sized by risk from the equity it sees, so a snapshot arriving between them,
+e.g. after the first leg's fill and fee, can leave the second a contract short). The strategy does not see
+fills, so it cannot hedge or unwind a lone leg by itself. What limits the damage: both legs are limits at the
+computed prices (IOC by default), so neither pays more than the opportunity allowed and an unfilled leg does
+not rest at a stale price; both carry the same correlation id (the signals, risk's orders and the venues'
+fills on the bus, and the messages in the ledger's journal; ``/v1/fills`` and ``/v1/orders`` do not show
+it, so pairing fills by it means reading the journal), so an unpaired leg is a correlation id with one
+filled instrument. A lone leg is an ordinary directional position in a binary contract until it resolves
+or someone closes it.
 """
 
 from __future__ import annotations
