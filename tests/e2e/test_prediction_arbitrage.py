@@ -11,7 +11,8 @@ rules and position/exposure limits -> execution places one order at each fake ->
 YES on Kalshi and an equal NO on Polymarket -> both markets resolve (either way) -> the ledger's settled PnL is
 ``pairs * (1 - cost - fees)``. And an opportunity the fees erase: no signal, no order created at either venue.
 
-Leg risk (one leg filling without the other) is not exercised here: see the strategy's docstring.
+Leg risk, one case of it: Polymarket fails the NO leg's create (a 503) and the Kalshi leg fills alone; the
+ledger holds a lone directional YES (nothing hedges or unwinds it: see the strategy's docstring).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tradewire_common.schemas import (
     MarketResolved,
     OrderDenied,
     OrderFilled,
+    OrderRejected,
     OrderType,
     Side,
     Signal,
@@ -92,7 +94,7 @@ def polymarket_fee(contracts: int, price: str) -> Decimal:
     return D(fee.numerator) / D(fee.denominator)
 
 
-def config_for(tmp: Path, ka: KalshiFake, pm: PolymarketFake) -> Config:
+def config_for(tmp: Path, ka: KalshiFake, pm: PolymarketFake, pm_grace_s: float = 15.0) -> Config:
     def binary(iid: str, market: str, complement: str, min_quantity: str) -> dict[str, Any]:
         return {"id": iid, "kind": "binary", "market_id": market, "complement": complement, "quantity_step": "1",
                 "min_quantity": min_quantity, "price_tick": "0.01"}
@@ -115,7 +117,7 @@ def config_for(tmp: Path, ka: KalshiFake, pm: PolymarketFake) -> Config:
         "execution": {"venues": [
             venue | {"name": KA, "adapter": "kalshi", "symbols": [KA_TICKER], "url_override": ka.server.url},
             venue | {"name": PM, "adapter": "polymarket", "symbols": [PM_YES_TOKEN, PM_NO_TOKEN],
-                     "url_override": pm.url}]},
+                     "url_override": pm.url, "in_flight_grace_s": pm_grace_s}]},
         "ledger": {"path": str(tmp / "ledger.db"), "starting_cash": str(STARTING_CASH), "currency": "USD"},
     })
 
@@ -221,3 +223,25 @@ async def test_an_opportunity_the_fees_erase_creates_no_order_at_either_venue(
 
     assert ka_fake.creates() == []
     assert pm_fake.posted == []
+
+
+async def test_a_leg_the_venue_fails_leaves_the_other_filled_alone_under_the_same_correlation_id(
+    ka_fake: KalshiFake, pm_fake: PolymarketFake, fresh_nats: NatsServer, tmp_path: Path, credentials: None,
+) -> None:
+    await offer(ka_fake, pm_fake, kalshi_yes_ask="0.45", polymarket_no_ask="0.48")
+    pm_fake.fault("POST", "/order", "5xx", status=503)  # not carried out: rejected after the in-flight grace
+
+    async with started(config_for(tmp_path, ka_fake, pm_fake, pm_grace_s=1.0), fresh_nats.url) as run:
+        await run.until(lambda: run.of(OrderRejected), what="the Polymarket leg's rejection")
+        await run.until(lambda: _position(run, KA_YES, D(CONTRACTS)), what="the Kalshi leg in the ledger")
+        (signal, _) = run.of(Signal)
+        (rejected,) = run.of(OrderRejected)
+        (filled,) = run.of(OrderFilled)
+        held = (await run.ledger("/v1/positions"))["positions"]
+        positions = {p["instrument_id"]: D(str(p["quantity"])) for p in held}
+
+    assert (rejected.instrument_id, filled.instrument_id) == (PM_NO, KA_YES)
+    assert rejected.correlation_id == filled.correlation_id == signal.correlation_id
+    assert pm_fake.server.faults == [] and pm_fake.trades() == []  # the 503 was served; nothing traded there
+    assert positions.get(KA_YES) == CONTRACTS and PM_NO not in positions  # a lone YES: not an arbitrage
+    assert len(ka_fake.creates()) == 1
