@@ -171,10 +171,11 @@ def role_permissions(role: str) -> Permissions:
                          subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_RESOLUTIONS])
     if role == "execution":
         # venue adapters may learn a resolution first (settled positions); the paper venue fills
-        # prediction markets against quotes and books and stops at a resolution
+        # prediction markets against quotes, books and trades and stops at a resolution
         return _service(role, [subjects.ALL_ORDER_EVENTS, subjects.ALL_ALERTS, subjects.ALL_RESOLUTIONS,
                                *_kv_read(), *_kv_write(role), *_consume(_stream_of(subjects.ALL_ORDER_COMMANDS))],
-                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_RESOLUTIONS])
+                        [subjects.ALL_BARS, subjects.ALL_QUOTES, subjects.ALL_BOOKS, subjects.ALL_TRADES,
+                         subjects.ALL_RESOLUTIONS])
     if role == "ledger":
         consumed = [c for spec in subjects.STREAMS for c in _consume(spec.name)]
         # bars, quotes and books mark positions and move the snapshot watermark
