@@ -1,4 +1,4 @@
-"""The paper venue: deterministic fills simulated from bars, by event time.
+"""The paper venue: deterministic fills simulated from bars, or from books and quotes, by event time.
 
 Results never depend on when messages arrive, only on event times. An order's ``ts_event`` is the
 open time ``t`` of the bar that caused its signal; the venue keeps each instrument's recent bars in
@@ -123,6 +123,48 @@ does not list ``CAP_BRACKET`` and ignores those fields) and execution's exit emu
   (matched with the working orders); it never closes more than the tracked position left, and is
   cancelled (``OrderCanceled``) once that position is flat.
 
+**Books** (prediction markets, or any instrument published as ``BookSnapshot`` / ``BookDelta`` / ``Quote`` /
+``TradeTick`` without bars: :meth:`PaperVenue.on_book`, :meth:`~PaperVenue.on_quote`,
+:meth:`~PaperVenue.on_trade`). The venue keeps one book per instrument: a snapshot replaces it, a delta sets one
+level (size 0 removes it), a quote is a one-level book (bid and ask with their sizes); once the instrument had a
+snapshot or delta a quote only moves the book's time (the book has the depth the quote summarises). A message
+older than the book (``ts_event`` below the book's) or with the id of the last one applied is ignored. Every
+message matches the instrument's working orders, oldest first (``(ts_event, client_order_id)``):
+
+* **Bars win**: an instrument that gets a bar is a bar instrument for good (the bar rules above; its book is
+  dropped and its books, quotes and trades are ignored from then on), so one instrument never mixes both. A
+  venue may trade bar instruments and book instruments side by side.
+* **Arrival**: an order reaches the venue at ``ts_event + latency_ms`` (its signal's event time plus the
+  latency) and meets the first book with its ``ts_event`` at or after that arrival: at once when submitted if the
+  venue's book is already there (with ``latency_ms = 0`` the book its signal came from), else with the first
+  such message. The venue keeps no book history: an order arriving late meets the current book.
+* **Taker**: on arrival a market order, or a limit order at or through the opposite side (a BUY limit at or
+  above the best ask, a SELL at or below the best bid), takes the opposite side's levels, best first, up to its
+  limit and quantity: **one fill per level** at that level's price (``TAKER``; a partial fill per level,
+  ``partial``/``leaves_qty`` as for bars). No slippage and no volume cap: the displayed sizes are the limit.
+  IOC cancels what the levels did not fill; FOK fills only if the levels up to its limit hold its whole
+  quantity, else it is cancelled whole. A GTC/DAY/GTD market order's rest takes again from each later book.
+* **Resting (maker)**: what a limit order did not take rests at its limit. It fills as ``MAKER`` at its limit
+  when a later message shows the opposite side at or through its price, for the size that message **added**
+  at those levels (a level's size beyond what the previous book showed there; a new level counts whole) -
+  not the whole displayed size, so liquidity the order already took or that stood there without trading
+  with it is never counted again; and when a ``TradeTick`` trades at or through its price, for the traded
+  size. Several resting orders share one message's added size or one trade, oldest first.
+* **Shared sizes**: the venue's fills never change the published book: within one book, orders share its
+  displayed sizes (what a fill took is not available to the next order until the next message replaces the
+  book); the next message shows the venue's levels as published.
+* **Post-only** orders are decided on arrival: rejected (reason "post-only would cross") if the opposite
+  side's best is at or through the limit, else accepted with that book's time; then they rest as above.
+* **Stops** trigger on a book whose opposite best reaches the trigger (BUY: best ask at or above it, SELL:
+  best bid at or below it), then take like a market order (stop market) or a limit order (stop limit) on
+  that book; IOC/FOK are judged there.
+* **Expiry**: DAY at the end of the UTC day of its arrival book, GTD on the first message at or after
+  ``expire_time_ns`` (both before matching that message).
+* **Fees**: binary instruments the venue's schedule (``FeeSchedule.for_venue``, maker or taker), others
+  ``fee_bps`` / ``maker_fee_bps`` and ``fee_per_order`` as for bars.
+* Fills carry the message's event time; trade ids are derived from the order, the message id and the price.
+  Native brackets and ``fill_at`` do not apply to book instruments (brackets are checked on bars only).
+
 Not simulated: balances (``reduce_only`` of submitted orders is accepted and ignored; the ledger and
 risk own positions, the venue's tracked positions only drive brackets), price ticks (prices are not
 rounded), and queue position or the venue's book. The venue expects one bar interval per
@@ -161,6 +203,8 @@ from tradewire_common.ids import derive_id, split_instrument_id
 from tradewire_common.numbers import ZERO
 from tradewire_common.schemas import (
     Bar,
+    BookDelta,
+    BookSnapshot,
     CancelOrder,
     MarketResolved,
     OrderAccepted,
@@ -171,10 +215,13 @@ from tradewire_common.schemas import (
     OrderRejected,
     OrderReplaced,
     OrderType,
+    Quote,
     ReplaceOrder,
     SubmitOrder,
     TimeInForce,
+    TradeTick,
 )
+from tradewire_execution.paper_books import BookMatching, LocalBook, restore_books
 from tradewire_execution.paper_brackets import BracketBook, Key
 from tradewire_execution.paper_orders import (
     MARKET_RESOLVED,
@@ -225,8 +272,8 @@ DEFAULT_EXPORT_BARS = 64
 DEFAULT_EXPORT_IDS = 1_000
 
 
-class PaperVenue(VenueAdapter):
-    """A simulated venue filling orders from bars (see the module docstring for the rules)."""
+class PaperVenue(BookMatching, VenueAdapter):
+    """A simulated venue filling orders from bars, or books and quotes (see the module docstring for the rules)."""
 
     capabilities = frozenset({
         CAP_MARKET, CAP_LIMIT, CAP_STOP, CAP_STOP_LIMIT, CAP_BRACKET, CAP_PARTIAL_FILLS, CAP_GTC, CAP_IOC,
@@ -257,6 +304,8 @@ class PaperVenue(VenueAdapter):
         self._costs = Costs(config)
         self._latency_ns = config.latency_ms * 1_000_000
         self._bars: dict[str, History] = {}
+        #: Books of the instruments without bars (``on_book`` / ``on_quote``; see the module docstring, "Books").
+        self._books: dict[str, LocalBook] = {}
         #: Open orders by instrument, then client order id.
         self._open: dict[str, dict[str, Working]] = {}
         #: Every client order id seen (insertion-ordered; the oldest closed ones are forgotten).
@@ -309,7 +358,10 @@ class PaperVenue(VenueAdapter):
         )
         events: list[OrderEvent] = [self._accepted(working, order.ts_event, now_ns)] if working.accepted else []
         history = self._bars.get(order.instrument_id)
-        if history is not None:
+        book = self._books.get(order.instrument_id)
+        if book is not None and history is None:
+            events.extend(self._book_step(working, book, now_ns))
+        elif history is not None:
             self._apply_latency(working, history)
             if history.dropped_until is not None and working.cursor < history.dropped_until:
                 log.warning(
@@ -418,6 +470,10 @@ class PaperVenue(VenueAdapter):
                 history.interval,
             )
             return []
+        if self._books.pop(bar.instrument_id, None) is not None:
+            log.warning("paper %s: %s has bars now: its orders match bars from now on, not its book", self.name,
+                        bar.instrument_id)
+            self.state_revision += 1
         if not history.add(bar):
             log.info("paper %s: duplicate bar %s at %d ignored", self.name, bar.instrument_id, bar.ts_event)
             return []
@@ -431,6 +487,36 @@ class PaperVenue(VenueAdapter):
         if self._book.brackets:
             events.extend(self._fire_brackets(bar, now_ns))
         return events
+
+    async def on_book(self, message: BookSnapshot | BookDelta, now_ns: int) -> list[OrderEvent]:
+        """A book snapshot or delta of an instrument without bars: the working orders match the book after it."""
+        return self._on_book_message(message, now_ns)
+
+    async def on_quote(self, quote: Quote, now_ns: int) -> list[OrderEvent]:
+        """A quote (a one-level book) of an instrument without bars nor a book with depth."""
+        return self._on_book_message(quote, now_ns)
+
+    async def on_trade(self, tick: TradeTick, now_ns: int) -> list[OrderEvent]:
+        """A trade of a book instrument: resting limit orders at or through its price fill as makers."""
+        book = self._books.get(tick.instrument_id)
+        if book is None or tick.ts_event < book.ts or tick.instrument_id in self._bars:
+            return []
+        return self._book_update(book, now_ns, tick)
+
+    def trades_on_book(self, instrument_id: str) -> bool:
+        """Whether the instrument matches against books and quotes (it has had no bar)."""
+        return instrument_id not in self._bars
+
+    def _on_book_message(self, message: BookSnapshot | BookDelta | Quote, now_ns: int) -> list[OrderEvent]:
+        iid = message.instrument_id
+        if iid in self._bars:
+            return []  # an instrument with bars keeps the bar rules
+        book = self._books.get(iid)
+        if book is None:
+            book = self._books[iid] = LocalBook(iid)
+        if not book.apply(message):
+            return []
+        return self._book_update(book, now_ns)
 
     def open_orders(self) -> list[str]:
         working = [w for orders in self._open.values() for w in orders.values()]
@@ -455,6 +541,7 @@ class PaperVenue(VenueAdapter):
             histories=histories,
             positions=positions,
             brackets=brackets,
+            books=[b.export() for _, b in sorted(self._books.items())],
         )
         return msgspec.json.encode(state)
 
@@ -490,13 +577,17 @@ class PaperVenue(VenueAdapter):
                 self._seen.setdefault(coid, None)
         self._book = BracketBook()
         self._book.restore(state.positions, state.brackets)
+        self._books = restore_books(state.books)
         self.state_revision += 1
 
     # --- queries ------------------------------------------------------------------------------
 
     def last_bar_ts(self, instrument_id: str) -> int | None:
-        """Event time of the newest bar seen for ``instrument_id`` (None if none)."""
+        """Event time of the newest bar (for a book instrument: book or quote) seen for ``instrument_id``
+        (None if none)."""
         history = self._bars.get(instrument_id)
+        if history is None and instrument_id in self._books:
+            return self._books[instrument_id].ts
         return history.times[-1] if history is not None and history.times else None
 
     def position(self, strategy_id: str, instrument_id: str) -> Decimal:

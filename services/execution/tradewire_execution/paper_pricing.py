@@ -111,6 +111,7 @@ class Costs:
 
     def __init__(self, config: PaperConfig) -> None:
         self.step = config.quantity_step
+        self.fee_currency = config.fee_currency
         self.taker_rate = bps(config.fee_bps)
         self.maker_rate = self.taker_rate if config.maker_fee_bps is None else bps(config.maker_fee_bps)
         self.per_order = config.fee_per_order

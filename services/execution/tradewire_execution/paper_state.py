@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from tradewire_common.numbers import ZERO
-from tradewire_common.schemas import Bar, OrderType, Side, SubmitOrder
+from tradewire_common.schemas import Bar, BookLevel, OrderType, Side, SubmitOrder
 from tradewire_execution.paper_pricing import bar_end
 
 #: Version of the exported state's layout.
@@ -215,6 +215,20 @@ class BracketState(msgspec.Struct, frozen=True):
     peak: Decimal | None = None
 
 
+class BookState(msgspec.Struct, frozen=True):
+    """An instrument's book at the paper venue (``tradewire_execution.paper_books.LocalBook``)."""
+
+    instrument_id: str
+    ts: int
+    last_id: str
+    #: True once a ``BookSnapshot`` or ``BookDelta`` came (quotes are then ignored).
+    depth: bool
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+    #: ``[side, price, quantity]`` taken by the venue's fills from the current book.
+    taken: list[tuple[Side, Decimal, Decimal]] = []
+
+
 class VenueState(msgspec.Struct, frozen=True):
     version: int
     venue: str
@@ -226,3 +240,5 @@ class VenueState(msgspec.Struct, frozen=True):
     #: Net positions made by this venue's fills, by (strategy, instrument).
     positions: list[PositionState] = []
     brackets: list[BracketState] = []
+    #: Books of the instruments matched against books, quotes and trades (no bars), by instrument.
+    books: list[BookState] = []

@@ -90,6 +90,8 @@ from tradewire_common.metrics_orders import order_status
 from tradewire_common.schemas import (
     Alert,
     Bar,
+    BookDelta,
+    BookSnapshot,
     CancelOrder,
     ExecutionWatermark,
     MarketResolved,
@@ -97,8 +99,10 @@ from tradewire_common.schemas import (
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
+    Quote,
     ReplaceOrder,
     SubmitOrder,
+    TradeTick,
     TradingState,
     TradingStateChanged,
     VenueStatus,
@@ -191,6 +195,8 @@ class ExecutionService(Service):
         #: Per paper venue: the ``state_revision`` last saved, and bars handled since that save.
         self._saved_revision: dict[str, int] = {}
         self._bars_unsaved: dict[str, int] = {}
+        #: Per paper venue: the newest book/quote/trade event time a watermark was published for.
+        self._book_watermark: dict[str, int] = {}
         m = self.metrics
         self.events_out = m.counter("order_events_total", "Order events published", ("venue", "type"))
         self.fills_out = m.counter("fills_total", "Fills published", ("venue",))
@@ -237,6 +243,9 @@ class ExecutionService(Service):
             await self.bus.subscribe(subjects.order_command(name), self.on_command, durable=f"execution-{name}")
             if isinstance(venue, PaperVenue) or name in self.exits:
                 await self.bus.subscribe(f"md.bar.{subjects.escape_token(name)}.>", self.on_bar)
+            if isinstance(venue, PaperVenue):  # instruments without bars fill against their books and quotes
+                for kind in ("book", "quote", "trade"):
+                    await self.bus.subscribe(f"md.{kind}.{subjects.escape_token(name)}.>", self.on_market_data)
         if self.binary and any(isinstance(v, PaperVenue) for v in self.venues.values()):
             # a core subscription (execution's NATS user may read pm.resolved.*, not consume its stream)
             await self.bus.subscribe(subjects.ALL_RESOLUTIONS, self.on_resolved)
@@ -432,6 +441,39 @@ class ExecutionService(Service):
                                    correlation_id=bar.id, venue=venue_name, instrument_id=bar.instrument_id,
                                    close=bar.close),
             )
+
+    async def on_market_data(self, envelope: Envelope) -> None:
+        """A book, quote or trade for a paper venue: its orders in a book instrument match it (see "Books" in
+        :mod:`tradewire_execution.paper`); then, as after a bar, the state is saved when an order changed (or
+        every ``SAVE_EVERY_BARS`` messages) and an ``ExecutionWatermark`` (without a close) is published when the
+        venue's book time moved forward."""
+        message = envelope.message
+        if not isinstance(message, BookSnapshot | BookDelta | Quote | TradeTick):
+            return
+        _symbol, venue_name = split_instrument_id(message.instrument_id)
+        venue = self.venues.get(venue_name)
+        if not isinstance(venue, PaperVenue) or not venue.trades_on_book(message.instrument_id):
+            return  # a bar instrument's quotes never move the watermark its bars give
+        now = self.clock.now_ns()
+        async with self._lock:
+            if isinstance(message, TradeTick):
+                events = await venue.on_trade(message, now)
+            elif isinstance(message, Quote):
+                events = await venue.on_quote(message, now)
+            else:
+                events = await venue.on_book(message, now)
+            await self.publish_events(venue_name, events)
+            try:
+                await self.save_venue_state(venue_name, bar=True)
+            except Exception:  # the venue in memory is right; the next change saves again
+                log.exception("saving venue %s state failed", venue_name)
+            if message.ts_event > self._book_watermark.get(venue_name, 0):
+                self._book_watermark[venue_name] = message.ts_event
+                await self.bus.publish(
+                    subjects.execution_watermark(venue_name),
+                    ExecutionWatermark(id=derive_id("wm", venue_name, message.id), ts_event=message.ts_event,
+                                       ts_init=now, correlation_id=message.id, venue=venue_name,
+                                       instrument_id=message.instrument_id))
 
     async def on_resolved(self, envelope: Envelope) -> None:
         """A prediction market resolved: the paper venues cancel their open orders in it."""
