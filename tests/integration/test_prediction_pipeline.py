@@ -19,7 +19,6 @@ from tradewire_common.bus import Envelope
 from tradewire_common.config import load_config
 from tradewire_common.ids import derive_id
 from tradewire_common.schemas import (
-    Bar,
     BookLevel,
     BookSnapshot,
     MarketResolved,
@@ -105,11 +104,7 @@ async def test_an_edge_on_a_kalshi_book_becomes_a_binary_kelly_sized_limit_order
         await probe.subscribe(subjects.ALL_ORDER_COMMANDS, collect)
         await probe.subscribe(subjects.ALL_ORDER_EVENTS, collect)
         ts = 1_765_000_000_000_000_000
-        # the ledger's snapshots advance with bars (its watermark), and risk sizes only with a snapshot that
-        # covers the signal's time: a bar of the outcome at the book's time marks it (at 0.68: no edge of its own)
-        await probe.publish(subjects.bar("KALSHI", "KXRATE-25DEC-YES", "1m"), Bar(
-            id=derive_id("pipeline-bar", 1), ts_event=ts, ts_init=ts, instrument_id=YES, interval="1m",
-            open=D("0.68"), high=D("0.68"), low=D("0.68"), close=D("0.68"), volume=D(0)))
+        # no bars: the ledger's snapshot watermark follows the book (risk sizes with a snapshot covering its time)
         # YES asks 10 @ 0.55 and 30 @ 0.60: 20 contracts cost 0.575 on average; Kalshi's fee
         # ceil(0.07 * 20 * 0.575 * 0.425) = 0.35, 0.0175 a contract; edge 0.7 - 0.575 - 0.0175 = 0.1075 > 0.05
         await probe.publish(subjects.book("KALSHI", "KXRATE-25DEC-YES"),

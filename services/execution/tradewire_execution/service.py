@@ -22,6 +22,15 @@ result differs from an uninterrupted run). A hard crash between publishing a bar
 saving the state would re-fill the order's old remainder from the saved state; a graceful stop
 finishes the handler first.
 
+**Books.** Per paper venue execution also follows ``md.book.<venue>.>``, ``md.quote.<venue>.>`` and
+``md.trade.<venue>.>`` (core subscriptions): an instrument that has had no bar fills against them (the "Books"
+rules of :mod:`tradewire_execution.paper`); messages of bar instruments are dropped here and move nothing. After
+each message the venue state is saved like after a bar (an order changed, or every :data:`SAVE_EVERY_BARS`
+messages; the books are part of the state) and, when its event time is beyond the venue's last book watermark, an
+``ExecutionWatermark`` without a close is published (risk waits for it before sizing a signal from that book;
+the ledger does not mark from it). A venue trading bar and book instruments side by side publishes both kinds of
+watermarks; the bar replays' determinism assumes bar-only venues.
+
 **Emulated exits.** For a venue whose adapter lacks ``CAP_BRACKET`` (a paper venue with
 ``native_brackets = false``, real adapters without brackets), or configured with ``native_brackets = false``
 (``VenueConfig``), the service keeps the exits of the orders it sends there in an
