@@ -23,6 +23,7 @@ from tradewire_common.schemas import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderType,
     Quote,
     Side,
     SubmitOrder,
@@ -36,6 +37,7 @@ VENUE = "PAPER"
 YES = "KXTEST-YES.PAPER"
 T = 1_765_000_000_000_000_000
 MS = 1_000_000
+DAY = 86_400 * 1_000_000_000
 NOW = 7
 
 
@@ -275,6 +277,25 @@ async def test_binary_instruments_pay_the_venue_fee_schedule() -> None:
     await paper.on_book(snap, NOW)
     (fill,) = fills(await paper.submit(pm_order("k", qty="20", instrument_id=iid), NOW))
     assert fill.fee == FeeSchedule.for_venue("KALSHI").fee(D("0.40"), D(20), maker=False) == D("0.34")
+
+
+async def test_a_buy_stop_triggers_when_the_best_ask_reaches_its_trigger_and_takes_like_a_market_order() -> None:
+    paper = venue()
+    await paper.on_book(book(0, [], [("0.40", "4")]), NOW)
+    await paper.submit(pm_order("st", qty="3", trigger_price=D("0.45"), order_type=OrderType.STOP_MARKET), NOW)
+    assert await paper.on_book(book(1, [], [("0.44", "4")]), NOW) == []
+    events = await paper.on_book(book(2, [], [("0.45", "2"), ("0.47", "9")]), NOW)
+    assert px_qty(events) == [(D("0.45"), D(2), Liquidity.TAKER), (D("0.47"), D(1), Liquidity.TAKER)]
+
+
+async def test_a_day_order_expires_at_the_end_of_the_utc_day_of_its_arrival_book() -> None:
+    paper = venue()
+    await paper.on_book(book(0, [], [("0.40", "4")]), NOW)
+    await paper.submit(pm_order("day", limit="0.30", tif=TimeInForce.DAY), NOW)
+    midnight = (T // DAY + 1) * DAY
+    assert await paper.on_book(book(1, [], [("0.40", "5")], ts=midnight - 1), NOW) == []
+    (expired,) = await paper.on_book(book(2, [], [("0.30", "5")], ts=midnight), NOW)
+    assert isinstance(expired, OrderExpired) and expired.ts_event == midnight
 
 
 # --- bars win, idempotence, restart ------------------------------------------------------------------------------

@@ -162,6 +162,8 @@ message matches the instrument's working orders, oldest first (``(ts_event, clie
   ``expire_time_ns`` (both before matching that message).
 * **Fees**: binary instruments the venue's schedule (``FeeSchedule.for_venue``, maker or taker), others
   ``fee_bps`` / ``maker_fee_bps`` and ``fee_per_order`` as for bars.
+* **Replace**: an amended book order keeps working as it was (resting, or a market order's rest); a new limit
+  through the book does not take the levels already displayed, only what later messages add or trade there.
 * Fills carry the message's event time; trade ids are derived from the order, the message id and the price.
   Native brackets and ``fill_at`` do not apply to book instruments (brackets are checked on bars only).
 
