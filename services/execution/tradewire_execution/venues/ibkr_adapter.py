@@ -40,8 +40,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas import OrderType, Side, SubmitOrder
 from tradewire_execution.live.base import (
@@ -51,14 +49,13 @@ from tradewire_execution.live.base import (
     NotSent,
     OrderNotFoundAtVenue,
     OrderStatus,
-    RateLimited,
     VenueFill,
     VenueOrder,
     VenueRefused,
 )
 from tradewire_execution.live.credentials import Credentials
-from tradewire_execution.live.guard import assert_loopback
-from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.http import VenueHttp
+from tradewire_execution.live.ratelimit import TokenBucket
 from tradewire_execution.live.wire import venue_decimal
 from tradewire_execution.venue import (
     CAP_DAY,
@@ -113,8 +110,9 @@ class IbkrAdapter(LiveVenueAdapter):
         self.symbols = frozenset(symbols)
         self.conids: dict[str, int] = {}
         verify = urlsplit(self.base_url).hostname != "localhost"  # the gateway's own self-signed certificate
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=request_timeout_s, verify=verify,
-                                        headers={"User-Agent": "tradewire"})
+        self.http = VenueHttp("IBKR", self.base_url, timeout_s=request_timeout_s, verify=verify, scrub=self.scrub,
+                              headers={"User-Agent": "tradewire"}, reach_name="IBKR gateway",
+                              guard_label=f"venue {self.name}")
         #: prompts confirmed (message id, text), for the audit
         self.confirmed: list[tuple[str, str]] = []
 
@@ -123,22 +121,14 @@ class IbkrAdapter(LiveVenueAdapter):
 
     async def _request(self, method: str, path: str, *, json: Any = None, params: dict[str, str] | None = None,
                        allow_error: bool = False) -> Any:
-        assert_loopback([self.base_url], f"venue {self.name}")
-        try:
-            response = await self.client.request(method, path, json=json, params=params)
-        except httpx.ConnectError as exc:
-            raise NotSent(f"IBKR gateway unreachable: {self.scrub(str(exc))}") from None
-        except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise Ambiguous(f"IBKR gateway: no answer ({type(exc).__name__}: {self.scrub(str(exc))})") from None
+        response = await self.http.send(method, path, json=json, params=params)
         try:
             body = response.json() if response.content else None
         except ValueError:
             body = {"error": response.text.strip()[:300]}
         status = response.status_code
-        if status == 429:
-            raise RateLimited("IBKR 429: too many requests", parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise Ambiguous(f"IBKR {status}: {self.scrub(_error(body) or response.text[:300])}")
+        self.http.raise_for_throttle(response, "too many requests" if status == 429 else
+                                     _error(body) or response.text[:300])
         if status == 401:
             raise NotSent("IBKR: the gateway's brokerage session is not authenticated (log in through the gateway)")
         error = _error(body)
@@ -167,7 +157,7 @@ class IbkrAdapter(LiveVenueAdapter):
             await self.conid(symbol)
 
     async def disconnect(self) -> None:
-        await self.client.aclose()
+        await self.http.close()
 
     async def conid(self, symbol: str) -> int:
         """IB's contract id of a US stock (``/iserver/secdef/search``)."""

@@ -80,14 +80,14 @@ from tradewire_execution.live.base import (
     NotSent,
     OrderNotFoundAtVenue,
     OrderStatus,
-    RateLimited,
     VenueFill,
     VenueOrder,
     VenueRefused,
 )
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
-from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.http import raise_for_throttle
+from tradewire_execution.live.ratelimit import TokenBucket
 from tradewire_execution.live.wire import iso_ns
 from tradewire_execution.venue import CAP_FOK, CAP_GTC, CAP_IOC, CAP_LIMIT, CAP_PARTIAL_FILLS, CAP_REDUCE_ONLY
 
@@ -304,11 +304,8 @@ class KalshiAdapter(LiveVenueAdapter):
             if response is not None:
                 response.release_conn()
         status = response.status
-        if status == 429:
-            raise RateLimited(f"Kalshi 429: {self.scrub(error_text(data))}",
-                              parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise Ambiguous(f"Kalshi {status}: {self.scrub(error_text(data))}")
+        if status == 429 or status >= 500:
+            raise_for_throttle("Kalshi", status, response.headers, self.scrub(error_text(data)))
         if status >= 400:
             text = f"Kalshi {status} {self.scrub(error_text(data))}"
             if status == 404:

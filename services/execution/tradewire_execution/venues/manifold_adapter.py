@@ -52,19 +52,17 @@ from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas import OrderType, Side, SubmitOrder, TimeInForce
 from tradewire_execution.live.base import (
     ZERO,
-    Ambiguous,
     LiveVenueAdapter,
-    NotSent,
     OrderNotFoundAtVenue,
     OrderStatus,
-    RateLimited,
     VenueFill,
     VenueOrder,
     VenueRefused,
 )
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
-from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
+from tradewire_execution.live.http import VenueHttp
+from tradewire_execution.live.ratelimit import TokenBucket
 from tradewire_execution.live.wire import venue_decimal
 from tradewire_execution.venue import CAP_GTC, CAP_GTD, CAP_LIMIT, CAP_PARTIAL_FILLS
 
@@ -129,37 +127,17 @@ def error_text(response: httpx.Response) -> str:
     return response.text.strip()[:500]
 
 
-class ManifoldHttp:
-    """The HTTP side: ``Authorization: Key``, Manifold's errors, rate limit answers."""
+class ManifoldHttp(VenueHttp):
+    """The HTTP side: ``Authorization: Key``, Manifold's errors; the rest is :class:`VenueHttp`."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 10.0, scrub: Callable[[str], str] = str,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.scrub = scrub
-        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout_s, transport=transport,
-                                        headers={"Authorization": f"Key {api_key}", "Accept": "application/json"})
+        super().__init__("Manifold", base_url, timeout_s=timeout_s, scrub=scrub, error_text=error_text,
+                         transport=transport, headers={"Authorization": f"Key {api_key}", "Accept": "application/json"})
 
-    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,  # type: ignore[override]
                       body: dict[str, Any] | None = None) -> Any:
-        assert_loopback([self.base_url], "Manifold")
-        try:
-            response = await self.client.request(method, path, params=params, json=body)
-        except httpx.ConnectError as exc:
-            raise NotSent(f"Manifold unreachable: {self.scrub(str(exc))}") from None
-        except (httpx.TimeoutException, httpx.TransportError) as exc:  # may have been processed
-            raise Ambiguous(f"Manifold: no answer ({type(exc).__name__}: {self.scrub(str(exc))})") from None
-        status = response.status_code
-        if status == 429:
-            raise RateLimited(f"Manifold 429: {self.scrub(error_text(response))}",
-                              parse_retry_after(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise Ambiguous(f"Manifold {status}: {self.scrub(error_text(response))}")
-        if status >= 400:
-            raise VenueRefused(f"Manifold {status}: {self.scrub(error_text(response))}")
-        return response.json() if response.content else None
-
-    async def close(self) -> None:
-        await self.client.aclose()
+        return await super().request(method, path, params=params, json=body)
 
 
 class ManifoldAdapter(LiveVenueAdapter):

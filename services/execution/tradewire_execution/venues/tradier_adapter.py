@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -49,18 +49,16 @@ from tradewire_common.ids import split_instrument_id
 from tradewire_common.schemas import OrderType, Side, SubmitOrder, TimeInForce
 from tradewire_execution.live.base import (
     ZERO,
-    Ambiguous,
     LiveVenueAdapter,
-    NotSent,
     OrderNotFoundAtVenue,
     OrderStatus,
-    RateLimited,
     VenueFill,
     VenueOrder,
     VenueRefused,
 )
 from tradewire_execution.live.credentials import Credentials
 from tradewire_execution.live.guard import assert_loopback
+from tradewire_execution.live.http import VenueHttp, retry_after_header
 from tradewire_execution.live.ratelimit import TokenBucket, parse_retry_after
 from tradewire_execution.live.wire import cumulative_trade_id, iso_ns, venue_decimal
 from tradewire_execution.venue import (
@@ -117,46 +115,27 @@ def error_text(response: httpx.Response) -> str:
     return response.text.strip()[:500]
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After``, else the ``X-Ratelimit-Expiry`` epoch in ms of the window's end."""
+    wait = retry_after_header(headers)
+    if wait is None and headers.get("X-Ratelimit-Expiry", "").isdigit():
+        expiry_s = int(headers["X-Ratelimit-Expiry"]) / 1000
+        wait = parse_retry_after(str(max(0.0, expiry_s - time.time())))
+    return wait
 
 
-
-class TradierHttp:
-    """The HTTP side shared by orders and market data: bearer auth, Tradier's errors, rate limit answers."""
+class TradierHttp(VenueHttp):
+    """The HTTP side shared by orders and market data: bearer auth, Tradier's errors and rate limit headers."""
 
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 10.0, scrub: Callable[[str], str] = str,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.scrub = scrub
-        self.client = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout_s, transport=transport,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        super().__init__("Tradier", base_url, timeout_s=timeout_s, scrub=scrub, error_text=error_text,
+                         retry_after=retry_after, transport=transport,
+                         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
 
-    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,  # type: ignore[override]
                       form: dict[str, str] | None = None) -> Any:
-        assert_loopback([self.base_url], "Tradier")
-        try:
-            response = await self.client.request(method, path, params=params, data=form)
-        except httpx.ConnectError as exc:
-            raise NotSent(f"Tradier unreachable: {self.scrub(str(exc))}") from None
-        except (httpx.TimeoutException, httpx.TransportError) as exc:  # may have been processed
-            raise Ambiguous(f"Tradier: no answer ({type(exc).__name__}: {self.scrub(str(exc))})") from None
-        status = response.status_code
-        if status == 429:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            if wait is None and response.headers.get("X-Ratelimit-Expiry", "").isdigit():
-                expiry_s = int(response.headers["X-Ratelimit-Expiry"]) / 1000  # epoch ms of the window's end
-                wait = parse_retry_after(str(max(0.0, expiry_s - time.time())))
-            raise RateLimited(f"Tradier 429: {self.scrub(error_text(response))}", wait)
-        if status >= 500:
-            raise Ambiguous(f"Tradier {status}: {self.scrub(error_text(response))}")
-        if status >= 400:
-            raise VenueRefused(f"Tradier {status}: {self.scrub(error_text(response))}")
-        if not response.content:
-            return None
-        return response.json()
-
-    async def close(self) -> None:
-        await self.client.aclose()
+        return await super().request(method, path, params=params, data=form)
 
 
 @dataclass(frozen=True)
