@@ -36,6 +36,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.common import Fault, LoopbackFake, drop, fault_after_processing, take_fault
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "venue-wire" / "ccxt"
 API_KEY = "fake-binance-key-0123456789"
 SECRET = "fake-binance-secret-9876543210"
@@ -83,15 +85,6 @@ class Trade:
 
 
 @dataclass
-class Fault:
-    method: str
-    path: str
-    kind: str
-    times: int = 1
-    retry_after: str = "1"
-
-
-@dataclass
 class Request:
     method: str
     path: str
@@ -101,7 +94,7 @@ class Request:
 
 
 @dataclass
-class FakeBinance:
+class FakeBinance(LoopbackFake):
     """See the module docstring. ``start()`` binds 127.0.0.1 on a free port; ``url`` is its base URL."""
 
     symbols: dict[str, tuple[str, str]] = field(default_factory=lambda: {"BTCUSDT": ("BTC", "USDT"),
@@ -136,39 +129,18 @@ class FakeBinance:
         app.router.add_route("GET", "/ws", self._ws_market)
         app.router.add_route("GET", "/ws/{tail:.*}", self._ws_market)
         app.router.add_route("*", "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await self.serve(app)
         return self
 
     async def stop(self) -> None:
         await self.kill_websockets()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        await super().stop()
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
 
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
     def inject(self, method: str, path: str, kind: str, *, times: int = 1, retry_after: str = "1") -> None:
-        self.faults.append(Fault(method, path, kind, times, retry_after))
-
-    def _fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.method == method and fault.path == path and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
+        self.faults.append(Fault(method, path, kind, times, retry_after=retry_after))
 
     # --- REST -----------------------------------------------------------------------------------
 
@@ -184,13 +156,13 @@ class FakeBinance:
         self.requests.append(Request(request.method, path, params, time.monotonic(), "signature" in params))
         if not path.startswith("/api/v3/"):
             return self.error(404, -1, f"not served by the fake: {path}")
-        fault = self._fault(request.method, path)
+        fault = take_fault(self.faults, request.method, path)
         if fault is not None and fault.kind == "429":
             return self.error(429, -1003, "Too much request weight used; current limit is 6000 request weight per "
                                           "1 MINUTE. Please use WebSocket Streams for live updates to avoid polling "
                                           "the API.", {"Retry-After": fault.retry_after})
         if fault is not None and fault.kind == "drop_before":
-            return self._drop(request)
+            return drop(request)
         endpoint = path.removeprefix("/api/v3/")
         public: dict[str, Callable[[dict[str, str]], Any]] = {
                   "time": self._time, "exchangeInfo": self._exchange_info, "klines": self._klines,
@@ -211,18 +183,9 @@ class FakeBinance:
             answer = handler(params)
             if isinstance(answer, web.Response):
                 return answer
-        if fault is not None and fault.kind == "drop":
-            return self._drop(request)
-        if fault is not None and fault.kind == "503":
-            return self.error(503, -1001, "Internal error; unable to process your request. Please try again.")
-        return web.json_response(answer)
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.Response:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        return web.Response(status=500)
+        late = await fault_after_processing(fault, request, lambda: self.error(
+            503, -1001, "Internal error; unable to process your request. Please try again."))
+        return late if late is not None else web.json_response(answer)
 
     def _check_signature(self, request: web.Request, query: str | dict[str, str], body: str) -> web.Response | None:
         if request.headers.get("X-MBX-APIKEY") != API_KEY:

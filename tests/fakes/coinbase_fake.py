@@ -22,7 +22,6 @@ Field sets follow the recorded responses in ``tests/fixtures/venue-wire/coinbase
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -38,6 +37,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from tests.fakes.common import Fault, LoopbackFake, drop, fault_after_processing, take_fault
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "venue-wire" / "coinbase"
 API_KEY = "organizations/7f0e2a47-0000-4d3c-9a1b-fake00000001/apiKeys/3b910e93-0000-4c8e-8f11-fake00000002"
@@ -97,15 +98,6 @@ class Fill:
 
 
 @dataclass
-class Fault:
-    method: str
-    path: str
-    kind: str
-    times: int = 1
-    delay_s: float = 0.0
-
-
-@dataclass
 class Request:
     method: str
     path: str
@@ -115,7 +107,7 @@ class Request:
 
 
 @dataclass
-class FakeCoinbase:
+class FakeCoinbase(LoopbackFake):
     """See the module docstring. ``start()`` binds 127.0.0.1 on a free port; ``url`` is its base URL."""
 
     public_key: ec.EllipticCurvePublicKey
@@ -147,38 +139,14 @@ class FakeCoinbase:
     async def start(self) -> FakeCoinbase:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await self.serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def now_ms(self) -> int:
         return int(time.time() * 1000) + self.clock_offset_ms
 
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
     def inject(self, method: str, path: str, kind: str, *, times: int = 1, delay_s: float = 0.0) -> None:
-        self.faults.append(Fault(method, path, kind, times, delay_s))
-
-    def _fault(self, method: str, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.method == method and fault.path == path and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
+        self.faults.append(Fault(method, path, kind, times, delay_s=delay_s))
 
     # --- REST ---------------------------------------------------------------------------------------
 
@@ -195,11 +163,11 @@ class FakeCoinbase:
         if not path.startswith(PREFIX):
             return self.error(404, "NOT_FOUND", f"not served by the fake: {path}")
         self._expire()
-        fault = self._fault(request.method, path)
+        fault = take_fault(self.faults, request.method, path)
         if fault is not None and fault.kind == "429":
             return self.error(429, "rate_limit_exceeded", "Too many requests")
         if fault is not None and fault.kind == "drop_before":
-            return self._drop(request)
+            return drop(request)
         endpoint = path.removeprefix(PREFIX)
         if endpoint == "time" or endpoint.startswith("market/"):
             answer: Any = self._public(endpoint, request.query)
@@ -210,19 +178,9 @@ class FakeCoinbase:
             answer = self._private(request.method, endpoint, request.query, body)
         if isinstance(answer, web.Response):
             return answer
-        if fault is not None and fault.kind == "latency":
-            await asyncio.sleep(fault.delay_s)
-        if fault is not None and fault.kind == "drop":
-            return self._drop(request)
-        if fault is not None and fault.kind == "503":
-            return web.Response(status=503, text="upstream connect error or disconnect/reset before headers")
-        return web.json_response(answer)
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.Response:
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=500)
+        late = await fault_after_processing(fault, request, lambda: web.Response(
+            status=503, text="upstream connect error or disconnect/reset before headers"))
+        return late if late is not None else web.json_response(answer)
 
     def _check_jwt(self, request: web.Request) -> web.Response | None:
         auth = request.headers.get("Authorization", "")

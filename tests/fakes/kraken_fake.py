@@ -42,6 +42,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from tests.fakes.common import Fault, LoopbackFake, drop, fault_after_processing, take_fault
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "venue-wire" / "kraken"
 API_KEY = "fake-kraken-key-0123456789abcdef"
 SECRET = base64.b64encode(b"fake-kraken-secret-0123456789-abcdefghijklmnopqrstuvwxyz").decode()
@@ -106,14 +108,6 @@ class Trade:
 
 
 @dataclass
-class Fault:
-    path: str
-    kind: str
-    times: int = 1
-    delay_s: float = 0.0
-
-
-@dataclass
 class Request:
     method: str
     path: str
@@ -122,7 +116,7 @@ class Request:
 
 
 @dataclass
-class FakeKraken:
+class FakeKraken(LoopbackFake):
     """See the module docstring. ``start()`` binds 127.0.0.1 on a free port; ``url`` is its base URL."""
 
     pairs: list[Pair] = field(default_factory=lambda: [Pair("XXBTZUSD", "XBTUSD", "XXBT", "ZUSD"),
@@ -151,38 +145,14 @@ class FakeKraken:
     async def start(self) -> FakeKraken:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await self.serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def now(self) -> float:
         return time.time() + self.clock_offset_ms / 1000
 
-    def paths(self) -> list[str]:
-        return [r.path for r in self.requests]
-
     def inject(self, path: str, kind: str, *, times: int = 1, delay_s: float = 0.0) -> None:
-        self.faults.append(Fault(path, kind, times, delay_s))
-
-    def _fault(self, path: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.path == path and fault.times > 0:
-                fault.times -= 1
-                return fault
-        return None
+        self.faults.append(Fault("", path, kind, times, delay_s=delay_s))
 
     def _id(self, prefix: str) -> str:
         self._seq += 1
@@ -200,11 +170,11 @@ class FakeKraken:
         params = {**dict(request.query), **dict(parse_qsl(body, keep_blank_values=True))}
         path = request.path
         self.requests.append(Request(request.method, path, params, time.monotonic()))
-        fault = self._fault(path)
+        fault = take_fault(self.faults, request.method, path)
         if fault is not None and fault.kind == "429":
             return self.error("EGeneral:Too many requests")
         if fault is not None and fault.kind == "drop_before":
-            return self._drop(request)
+            return drop(request)
         if fault is not None and fault.kind == "queued":
             await asyncio.sleep(fault.delay_s)
         self._expire()
@@ -221,19 +191,9 @@ class FakeKraken:
             return web.json_response({"error": ["EGeneral:Unknown method"], "result": {}}, status=404)
         if isinstance(answer, web.Response):
             return answer
-        if fault is not None and fault.kind == "latency":
-            await asyncio.sleep(fault.delay_s)
-        if fault is not None and fault.kind == "drop":
-            return self._drop(request)
-        if fault is not None and fault.kind == "503":
-            return web.Response(status=503, text="Service Unavailable")
-        return web.json_response({"error": [], "result": answer})
-
-    @staticmethod
-    def _drop(request: web.Request) -> web.Response:
-        if request.transport is not None:
-            request.transport.abort()
-        return web.Response(status=500)
+        late = await fault_after_processing(fault, request,
+                                            lambda: web.Response(status=503, text="Service Unavailable"))
+        return late if late is not None else web.json_response({"error": [], "result": answer})
 
     def _check_signature(self, request: web.Request, path: str, body: str,
                          params: dict[str, str]) -> web.Response | None:
