@@ -59,7 +59,7 @@ import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -92,6 +92,8 @@ _UNIT_NS = {
     "us": NS_PER_US,
     "ns": 1,
 }
+#: Length of each fixed interval unit (calendar months have none).
+NS_PER_UNIT: Mapping[str, int] = _UNIT_NS
 _INTERVAL = re.compile(r"([1-9][0-9]*)(ns|us|ms|s|m|h|d|w|M)")
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 #: Epoch numbers must not be older than this (see the module docstring).

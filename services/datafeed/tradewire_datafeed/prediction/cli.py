@@ -40,9 +40,10 @@ from tradewire_common.config import PredictionFeedConfig
 from tradewire_common.schemas import BookSnapshot, MarketResolved
 from tradewire_datafeed.catalog import Catalog, CatalogEntry
 from tradewire_datafeed.prediction import VENUES, MarketInfo, PredictionVenueData, PricePoint, venue_data
-from tradewire_datafeed.readers import BarRecord, build_series, format_ts, parse_interval
+from tradewire_datafeed.readers import NS_PER_UNIT, BarRecord, build_series, format_ts, parse_interval
 
-UNIT_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+#: Interval units ``history`` accepts (the readers' lengths; no weeks, months or sub-second bars).
+HISTORY_UNITS = {unit: NS_PER_UNIT[unit] for unit in ("s", "m", "h", "d")}
 #: Rows asked of the venue per row shown, so that the filters still leave ``--limit`` markets.
 OVERFETCH = 5
 
@@ -196,9 +197,9 @@ async def book(args: argparse.Namespace) -> int:
 
 def interval_ns(interval: str) -> int:
     count, unit = parse_interval(interval)
-    if unit not in UNIT_NS:
+    if unit not in HISTORY_UNITS:
         raise ValueError(f"interval {interval!r}: use s, m, h or d units")
-    return count * UNIT_NS[unit]
+    return count * HISTORY_UNITS[unit]
 
 
 def probability_bars(points: Sequence[PricePoint], step_ns: int) -> list[BarRecord]:
